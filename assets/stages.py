@@ -1,0 +1,299 @@
+"""One Dagster asset per pipeline stage, for one daily partition.
+
+Assets only wire the core packages (``privacy``, ``summarize``, ``clustering``,
+``reporting``) and the Beam jobs (``pipelines``) together. Private state lives
+under ``state_dir/<day>``; only aggregates are written under ``out_dir``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import polars as pl
+
+from assets.resources import (
+    BeamRunnerResource,
+    ClusteringConfigResource,
+    EmbedderResource,
+    LLMResource,
+    LookoutPaths,
+    PrivacyResource,
+    RedactionResource,
+    TaxonomyResource,
+)
+from clustering.aggregate import assignments_frame, cluster_table
+from clustering.cluster import cluster_embeddings
+from clustering.naming import ClusterNamer
+from pipelines import ingest_redact, summarize
+from privacy.gate import apply_thresholds, threshold_violations
+from reporting.html import render_report
+from reporting.tables import (
+    category_counts,
+    report_clusters,
+    summary_table,
+    write_atomic,
+    write_parquet_atomic,
+)
+
+START_DATE = "2026-11-01"
+daily = dg.DailyPartitionsDefinition(start_date=START_DATE)
+
+REDACTED = "redacted.parquet"
+INGEST_DEAD = "ingest_dead_letter.parquet"
+FACETS = "facets.parquet"
+FACETS_DEAD = "facets_dead_letter.parquet"
+CLUSTERS = "clusters_all.parquet"
+ASSIGNMENTS = "assignments.parquet"
+RELEASED = "released_clusters.parquet"
+WITHHELD = "withheld_clusters.parquet"
+
+
+def _markdown_table(frame: pl.DataFrame) -> str:
+    if frame.is_empty():
+        return "_none_"
+    head = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns)
+    rows = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.iter_rows()]
+    return "\n".join([head, *rows])
+
+
+def _dead_by_reason(path: Path) -> pl.DataFrame:
+    dead = pl.read_parquet(path)
+    if dead.is_empty():
+        return pl.DataFrame(schema={"stage": pl.Utf8, "field": pl.Utf8, "reason": pl.Utf8, "records": pl.UInt32})
+    reason = pl.col("reason").str.replace(r":.*$", "")
+    return (
+        dead.with_columns(reason.alias("reason"))
+        .group_by("stage", "field", "reason")
+        .agg(pl.len().alias("records"))
+        .sort("records", "stage", "field", descending=[True, False, False])
+    )
+
+
+@dg.asset(partitions_def=daily, group_name="lookout", kinds={"beam", "presidio"})
+def redacted_conversations(
+    context: dg.AssetExecutionContext,
+    paths: LookoutPaths,
+    beam_runner: BeamRunnerResource,
+    redaction: RedactionResource,
+) -> dg.MaterializeResult:
+    """Ingest the day's logs, dead-letter invalid records, redact PII and pseudonymize accounts."""
+    day = context.partition_key
+    source = paths.input_for(day)
+    if not source.is_dir():
+        raise dg.Failure(f"no input for partition {day}: folder {source} does not exist")
+    state = paths.state_for(day)
+    started = time.perf_counter()
+    ingest_redact.run(
+        [
+            f"--input={source}",
+            f"--day={day}",
+            f"--output={state / REDACTED}",
+            f"--dead_letter={state / INGEST_DEAD}",
+            f"--ner_engine={redaction.ner_engine}",
+            *beam_runner.args(),
+        ],
+        pseudonym_key=redaction.key(),
+    )
+    redacted = pl.read_parquet(state / REDACTED, columns=["entities"])
+    dead = pl.read_parquet(state / INGEST_DEAD)
+    entities = (
+        redacted.explode("entities").unnest("entities").drop_nulls().group_by("entity_type").agg(pl.col("count").sum()).sort("entity_type")
+        if len(redacted)
+        else pl.DataFrame()
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "records_read": len(redacted) + len(dead),
+            "records_valid": len(redacted),
+            "records_dead_lettered": len(dead),
+            "dead_letters_by_reason": dg.MetadataValue.md(_markdown_table(_dead_by_reason(state / INGEST_DEAD))),
+            "entities_redacted": dg.MetadataValue.md(_markdown_table(entities)),
+            "ner_engine": redaction.ner_engine,
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+    )
+
+
+@dg.asset(partitions_def=daily, group_name="lookout", deps=[redacted_conversations], kinds={"beam", "llm"})
+def conversation_facets(
+    context: dg.AssetExecutionContext,
+    paths: LookoutPaths,
+    beam_runner: BeamRunnerResource,
+    llm: LLMResource,
+    taxonomy: TaxonomyResource,
+) -> dg.MaterializeResult:
+    """Extract schema-validated facets from each redacted conversation (Beam RunInference)."""
+    import json
+    from dataclasses import asdict
+
+    day = context.partition_key
+    state = paths.state_for(day)
+    started = time.perf_counter()
+    summarize.run(
+        [
+            f"--input={state / REDACTED}",
+            f"--output={state / FACETS}",
+            f"--dead_letter={state / FACETS_DEAD}",
+            f"--llm={json.dumps(asdict(llm.spec()))}",
+            f"--taxonomy={taxonomy.taxonomy}",
+            *beam_runner.args(),
+        ]
+    )
+    facets = pl.read_parquet(state / FACETS)
+    dead = pl.read_parquet(state / FACETS_DEAD)
+    seconds = time.perf_counter() - started
+    return dg.MaterializeResult(
+        metadata={
+            "conversations_with_facets": len(facets),
+            "facets_dead_lettered": len(dead),
+            "dead_letters_by_reason": dg.MetadataValue.md(_markdown_table(_dead_by_reason(state / FACETS_DEAD))),
+            "llm": dg.MetadataValue.json(llm.spec().describe()),
+            "seconds": round(seconds, 2),
+            "conversations_per_s": round(len(facets) / seconds, 3) if seconds else 0.0,
+        }
+    )
+
+
+def facet_text(facets: pl.DataFrame, field: str) -> list[str]:
+    """The text embedded for clustering: one facet, or summary and request together."""
+    if field == "summary_request":
+        return [f"{s} {r}" for s, r in zip(facets["summary"], facets["request"], strict=True)]
+    return facets[field].to_list()
+
+
+@dg.asset(partitions_def=daily, group_name="lookout", deps=[conversation_facets], kinds={"umap", "hdbscan"})
+def base_clusters(
+    context: dg.AssetExecutionContext,
+    paths: LookoutPaths,
+    embedder: EmbedderResource,
+    clustering: ClusteringConfigResource,
+    llm: LLMResource,
+    taxonomy: TaxonomyResource,
+) -> dg.MaterializeResult:
+    """Embed facets, reduce with UMAP, cluster with HDBSCAN and name clusters with the LLM."""
+    day = context.partition_key
+    state = paths.state_for(day)
+    facets = pl.read_parquet(state / FACETS)
+    started = time.perf_counter()
+    vectors = embedder.get().encode(facet_text(facets, clustering.embed_field)) if len(facets) else np.zeros((0, 384))
+    result = cluster_embeddings(vectors, clustering.params())
+    names = ClusterNamer(llm.get()).name(
+        facets["summary"].to_list(), facets["topic"].to_list(), result.labels, vectors
+    )
+    assignments = assignments_frame(facets, result.labels, day)
+    table = cluster_table(facets, assignments, names, taxonomy.get().codes, day, result.reduced)
+    write_parquet_atomic(assignments, state / ASSIGNMENTS)
+    write_parquet_atomic(table, state / CLUSTERS)
+    return dg.MaterializeResult(
+        metadata={
+            "conversations": len(facets),
+            "clusters": result.n_clusters,
+            "noise": result.n_noise,
+            "named_by_llm": sum(n.source == "llm" for n in names),
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+    )
+
+
+@dg.asset(partitions_def=daily, group_name="lookout", deps=[base_clusters], kinds={"privacy"})
+def released_clusters(
+    context: dg.AssetExecutionContext, paths: LookoutPaths, privacy: PrivacyResource
+) -> dg.MaterializeResult:
+    """Clusters that meet the aggregation thresholds; the rest are withheld (audit table, no text)."""
+    day = context.partition_key
+    state = paths.state_for(day)
+    released, withheld = apply_thresholds(
+        pl.read_parquet(state / CLUSTERS), pl.read_parquet(state / ASSIGNMENTS), privacy.thresholds()
+    )
+    write_parquet_atomic(released, state / RELEASED)
+    write_parquet_atomic(withheld.with_columns(pl.lit(day).alias("day"), pl.lit("threshold").alias("layer")), state / WITHHELD)
+    by_reason = withheld.group_by("reason").agg(pl.len().alias("clusters")).sort("reason")
+    return dg.MaterializeResult(
+        metadata={
+            "released": len(released),
+            "withheld": len(withheld),
+            "withheld_by_reason": dg.MetadataValue.md(_markdown_table(by_reason)),
+            "min_accounts": privacy.min_accounts,
+            "min_conversations": privacy.min_conversations,
+        }
+    )
+
+
+@dg.asset_check(asset=released_clusters, blocking=True, description="Every released cluster meets the k-anonymity thresholds, recounted from the assignments.")
+def k_anonymity_thresholds(
+    context: dg.AssetCheckExecutionContext, paths: LookoutPaths, privacy: PrivacyResource
+) -> dg.AssetCheckResult:
+    """Block the report if any released cluster is below the thresholds."""
+    day = context.run.tags.get("dagster/partition", "")
+    state = paths.state_for(day)
+    violations = threshold_violations(
+        pl.read_parquet(state / RELEASED), pl.read_parquet(state / ASSIGNMENTS), privacy.thresholds()
+    )
+    withheld = pl.read_parquet(state / WITHHELD)
+    return dg.AssetCheckResult(
+        passed=violations.is_empty(),
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "violating_clusters": len(violations),
+            "withheld_clusters": len(withheld),
+            "min_accounts": privacy.min_accounts,
+            "min_conversations": privacy.min_conversations,
+        },
+    )
+
+
+@dg.asset(partitions_def=daily, group_name="lookout", deps=[released_clusters], kinds={"polars", "html"})
+def cluster_report(
+    context: dg.AssetExecutionContext,
+    paths: LookoutPaths,
+    privacy: PrivacyResource,
+    taxonomy: TaxonomyResource,
+) -> dg.MaterializeResult:
+    """Parquet tables of released aggregates and the analyst HTML report."""
+    day = context.partition_key
+    state = paths.state_for(day)
+    out = paths.report_for(day)
+    tax = taxonomy.get()
+    released = pl.read_parquet(state / RELEASED)
+    clusters = report_clusters(released)
+    categories = category_counts(released, tax.codes)
+    ingest_dead = pl.read_parquet(state / INGEST_DEAD)
+    facets_dead = pl.read_parquet(state / FACETS_DEAD)
+    redacted = pl.read_parquet(state / REDACTED, columns=["entities"])
+    assignments = pl.read_parquet(state / ASSIGNMENTS)
+    withheld = pl.read_parquet(state / WITHHELD)
+    entities = (
+        redacted.explode("entities").unnest("entities").drop_nulls().group_by("entity_type").agg(pl.col("count").sum().alias("count")).sort("count", descending=True)
+        if len(redacted)
+        else pl.DataFrame(schema={"entity_type": pl.Utf8, "count": pl.Int64})
+    )
+    summary = {
+        "records_read": len(redacted) + len(ingest_dead),
+        "records_dead_lettered": len(ingest_dead),
+        "facets_extracted": len(assignments),
+        "facets_dead_lettered": len(facets_dead),
+        "noise_conversations": int((assignments["cluster_id"] == -1).sum()),
+        "clusters_released": len(released),
+        "clusters_withheld": len(withheld),
+        "conversations_in_released_clusters": int(released["conversations"].sum()) if len(released) else 0,
+    }
+    dead_reasons = pl.concat([_dead_by_reason(state / INGEST_DEAD), _dead_by_reason(state / FACETS_DEAD)]).select("stage", "reason", "records")
+    write_parquet_atomic(clusters, out / "clusters.parquet")
+    write_parquet_atomic(categories, out / "cluster_categories.parquet")
+    write_parquet_atomic(summary_table(day, summary), out / "run_summary.parquet")
+    html = render_report(
+        day, clusters, categories, tax, summary, dead_reasons, entities,
+        min_accounts=privacy.min_accounts, min_conversations=privacy.min_conversations,
+    )
+    write_atomic(html, out / "report.html")
+    top = clusters.head(10).select("title", "conversations", "unique_accounts", "mean_concern")
+    return dg.MaterializeResult(
+        metadata={
+            "report": dg.MetadataValue.path(str(out / "report.html")),
+            "clusters_released": len(clusters),
+            "top_clusters": dg.MetadataValue.md(_markdown_table(top.with_columns(pl.col("mean_concern").round(2)))),
+        }
+    )

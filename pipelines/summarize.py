@@ -1,0 +1,144 @@
+"""Beam job: extract facets from redacted conversations with RunInference.
+
+Batching and the dead-letter path come from Beam: the model handler loads the
+LLM once per worker, and a conversation whose model output stays invalid after
+retries fails postprocessing, which ``with_exception_handling`` routes to the
+dead-letter output with its reason.
+
+    python -m pipelines.summarize --input state/2026-11-01/redacted.parquet \
+        --output state/2026-11-01/facets.parquet --dead_letter state/2026-11-01/facets_dead.parquet
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
+from apache_beam.testing.test_pipeline import TestPipeline
+
+from pipelines.common import DEAD_LETTER_SCHEMA, FACETS_SCHEMA, split_args, write_parquet
+from summarize.extract import FacetExtractor, FacetFailure
+from summarize.llm import LLMSpec
+from summarize.taxonomy import DEFAULT_TAXONOMY, load_taxonomy
+
+
+class FacetModelHandler(ModelHandler[dict, Any, FacetExtractor]):
+    """RunInference handler: redacted conversation rows in, facet rows out."""
+
+    def __init__(
+        self,
+        llm: LLMSpec,
+        taxonomy: str = DEFAULT_TAXONOMY,
+        *,
+        max_batch_size: int = 8,
+        share_across_processes: bool = True,
+    ):
+        super().__init__()
+        self.llm = llm
+        self.taxonomy = taxonomy
+        self.max_batch_size = max_batch_size
+        self.share_across_processes = share_across_processes
+
+    def load_model(self) -> FacetExtractor:
+        """Build the LLM backend and the extractor (once per worker)."""
+        return FacetExtractor(self.llm.build(), load_taxonomy(self.taxonomy))
+
+    def run_inference(
+        self, batch: Sequence[dict], model: FacetExtractor, inference_args: dict[str, Any] | None = None
+    ) -> Iterable[PredictionResult]:
+        """Facets (or a FacetFailure) per conversation; never raises for one bad record."""
+        for example, outcome in zip(batch, model.extract_many(batch), strict=True):
+            yield PredictionResult(example, outcome, model.llm.model_id)
+
+    def batch_elements_kwargs(self) -> dict[str, Any]:
+        """Batch sizes for BatchElements."""
+        return {"min_batch_size": 1, "max_batch_size": self.max_batch_size}
+
+    def share_model_across_processes(self) -> bool:
+        """One model per machine (the embedded engine is large for its host)."""
+        return self.share_across_processes
+
+    def get_metrics_namespace(self) -> str:
+        """Metrics namespace."""
+        return "lookout_facets"
+
+
+class FacetExtractionFailed(ValueError):
+    """The model gave no valid facets for a conversation."""
+
+
+def facets_or_raise(result: PredictionResult) -> dict:
+    """Postprocess: the facet row, or raise so Beam dead-letters the record."""
+    if isinstance(result.inference, FacetFailure):
+        failure = result.inference
+        raise FacetExtractionFailed(f"after {failure.attempts} attempts: {failure.reason}")
+    return result.inference
+
+
+def dead_letter_row(failed: tuple[Any, Exception]) -> dict:
+    """A dead-letter row for a failed RunInference element (no text kept)."""
+    element, exc = failed
+    if isinstance(element, PredictionResult):
+        element = element.example
+    if isinstance(element, (list, tuple)) and element and isinstance(element[0], dict):
+        element = element[0]
+    cid = element.get("conversation_id") if isinstance(element, dict) else None
+    return {
+        "stage": "summarize",
+        "source": "redacted",
+        "location": "",
+        "conversation_id": cid,
+        "field": "facets",
+        "reason": f"{type(exc).__name__}: {exc}"[:500],
+    }
+
+
+def _failed_batch_rows(failed: tuple[Sequence[Any], Exception]) -> Iterable[dict]:
+    batch, exc = failed
+    for element in batch:
+        yield dead_letter_row((element, exc))
+
+
+def build(p: beam.Pipeline, input_path: str, output: str, dead_letter: str, handler: FacetModelHandler) -> None:
+    """Add the facet extraction steps to ``p``."""
+    rows = p | "Read" >> beam.io.ReadFromParquet(input_path)
+    main, dlq = (
+        rows | "Facets" >> RunInference(handler.with_postprocess_fn(facets_or_raise)).with_exception_handling()
+    )
+    failures = [
+        dlq.failed_inferences | "BatchDead" >> beam.FlatMap(_failed_batch_rows),
+        *[pc | f"PreDead{i}" >> beam.Map(dead_letter_row) for i, pc in enumerate(dlq.failed_preprocessing)],
+        *[pc | f"PostDead{i}" >> beam.Map(dead_letter_row) for i, pc in enumerate(dlq.failed_postprocessing)],
+    ]
+    write_parquet(main, output, FACETS_SCHEMA, "WriteFacets")
+    write_parquet(failures | "AllDead" >> beam.Flatten(), dead_letter, DEAD_LETTER_SCHEMA, "WriteDead")
+
+
+def run(argv: Sequence[str] | None = None, test_pipeline: beam.Pipeline | None = None) -> None:
+    """Run the job; the LLM is described by ``--llm`` (JSON of ``LLMSpec`` fields)."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--input", required=True, help="redacted conversations .parquet")
+    parser.add_argument("--output", required=True, help="facets .parquet")
+    parser.add_argument("--dead_letter", required=True, help="dead-letter .parquet")
+    parser.add_argument("--llm", default="{}", help='LLMSpec as JSON, e.g. {"kind": "vllm", ...}')
+    parser.add_argument("--taxonomy", default=DEFAULT_TAXONOMY)
+    parser.add_argument("--max_batch_size", type=int, default=8)
+    args, options = split_args(parser, argv)
+    handler = FacetModelHandler(
+        LLMSpec(**json.loads(args.llm)), args.taxonomy, max_batch_size=args.max_batch_size
+    )
+    pipeline = test_pipeline or beam.Pipeline(options=options)
+    build(pipeline, args.input, args.output, args.dead_letter, handler)
+    result = pipeline.run()
+    if not isinstance(pipeline, TestPipeline):
+        result.wait_until_finish()
+
+
+if __name__ == "__main__":
+    logging.getLogger().setLevel(logging.INFO)
+    run()

@@ -1,0 +1,112 @@
+"""Facet extraction: prompt the LLM, validate, retry, and report failures."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from summarize.facets import (
+    PROMPT_VERSION,
+    FacetOutput,
+    FacetValidationError,
+    build_prompt,
+    facet_schema,
+    parse_facets,
+    render_transcript,
+)
+from summarize.llm import LLM, JsonRequest, LLMError
+from summarize.taxonomy import Taxonomy
+
+
+@dataclass(frozen=True)
+class FacetFailure:
+    """Why a conversation got no facets after all attempts."""
+
+    conversation_id: str
+    reason: str
+    attempts: int
+
+
+@lru_cache(maxsize=1)
+def _language_detector():
+    from lingua import LanguageDetectorBuilder
+
+    return LanguageDetectorBuilder.from_all_spoken_languages().with_low_accuracy_mode().build()
+
+
+def detect_language(text: str) -> str:
+    """ISO 639-1 code of the text's language, or ``und`` when unknown."""
+    if len(text.strip()) < 3:
+        return "und"
+    language = _language_detector().detect_language_of(text[:2000])
+    return language.iso_code_639_1.name.lower() if language else "und"
+
+
+class FacetExtractor:
+    """Extracts validated facets from redacted conversations with an LLM."""
+
+    def __init__(
+        self,
+        llm: LLM,
+        taxonomy: Taxonomy,
+        *,
+        max_transcript_chars: int = 3000,
+        max_attempts: int = 2,
+        max_tokens: int = 220,
+    ):
+        self.llm = llm
+        self.taxonomy = taxonomy
+        self.max_transcript_chars = max_transcript_chars
+        self.max_attempts = max_attempts
+        self.max_tokens = max_tokens
+        self.schema = facet_schema(taxonomy)
+
+    def _request(self, conversation: dict[str, Any]) -> JsonRequest:
+        transcript = render_transcript(conversation["messages"], self.max_transcript_chars)
+        return JsonRequest(build_prompt(transcript, self.taxonomy), self.schema, self.max_tokens)
+
+    def extract_many(
+        self, conversations: Sequence[dict[str, Any]]
+    ) -> list[dict[str, Any] | FacetFailure]:
+        """Facet rows (or failures) for redacted conversation rows, in order."""
+        results: list[FacetOutput | None] = [None] * len(conversations)
+        errors: list[str] = [""] * len(conversations)
+        pending = list(range(len(conversations)))
+        attempt = 0
+        while pending and attempt < self.max_attempts:
+            attempt += 1
+            answers = self.llm.generate_json_many([self._request(conversations[i]) for i in pending])
+            retry = []
+            for i, answer in zip(pending, answers, strict=True):
+                if isinstance(answer, LLMError):
+                    errors[i] = f"llm error: {answer}"
+                    retry.append(i)
+                    continue
+                try:
+                    results[i] = parse_facets(answer, self.taxonomy)
+                except FacetValidationError as exc:
+                    errors[i] = f"invalid model output: {exc}"
+                    retry.append(i)
+            pending = retry
+        out: list[dict[str, Any] | FacetFailure] = []
+        for conversation, facets, error in zip(conversations, results, errors, strict=True):
+            if facets is None:
+                out.append(FacetFailure(conversation["conversation_id"], error, attempt))
+            else:
+                out.append(self._row(conversation, facets))
+        return out
+
+    def _row(self, conversation: dict[str, Any], facets: FacetOutput) -> dict[str, Any]:
+        user_text = "\n".join(m["content"] for m in conversation["messages"] if m["role"] == "user")
+        return {
+            "conversation_id": conversation["conversation_id"],
+            "account": conversation["account"],
+            "timestamp": conversation["timestamp"],
+            **facets.model_dump(),
+            "language": detect_language(user_text),
+            "turns": sum(1 for m in conversation["messages"] if m["role"] == "user"),
+            "model_id": self.llm.model_id,
+            "prompt_version": PROMPT_VERSION,
+        }

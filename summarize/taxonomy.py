@@ -1,0 +1,73 @@
+"""Safety taxonomies loaded from YAML and validated at startup."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+TAXONOMY_DIR = Path(__file__).parent / "taxonomies"
+DEFAULT_TAXONOMY = "ailuminate_v1"
+
+
+class Category(BaseModel):
+    """One safety category."""
+
+    code: str = Field(pattern=r"^[a-z0-9_]+$")
+    name: str
+    definition: str
+    severity: Literal["low", "medium", "high", "critical"]
+
+
+class Taxonomy(BaseModel):
+    """A named set of safety categories."""
+
+    name: str
+    title: str
+    categories: list[Category] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_codes(self) -> Taxonomy:
+        codes = [c.code for c in self.categories]
+        dupes = sorted({c for c in codes if codes.count(c) > 1})
+        if dupes:
+            raise ValueError(f"duplicate category codes: {dupes}")
+        return self
+
+    @property
+    def codes(self) -> list[str]:
+        """Category codes in file order."""
+        return [c.code for c in self.categories]
+
+    def prompt_block(self) -> str:
+        """The categories as the facet prompt lists them."""
+        return "\n".join(f"- {c.code}: {c.name}. {c.definition}" for c in self.categories)
+
+
+class TaxonomyError(ValueError):
+    """A taxonomy file is missing or invalid."""
+
+
+def load_taxonomy(name_or_path: str = DEFAULT_TAXONOMY) -> Taxonomy:
+    """Load a bundled taxonomy by name, or any YAML file by path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = TAXONOMY_DIR / f"{name_or_path}.yaml"
+    return _load(str(path))
+
+
+@lru_cache(maxsize=16)
+def _load(path: str) -> Taxonomy:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise TaxonomyError(f"taxonomy file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise TaxonomyError(f"taxonomy file {path} is not valid YAML: {exc}") from None
+    try:
+        return Taxonomy.model_validate(data)
+    except ValidationError as exc:
+        raise TaxonomyError(f"taxonomy file {path} is invalid: {exc}") from None
