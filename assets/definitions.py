@@ -14,8 +14,8 @@ import dagster as dg
 from assets.resources import (
     BeamRunnerResource,
     ClusteringConfigResource,
-    EmbedderResource,
     EmbeddedLLMResource,
+    EmbedderResource,
     LookoutPaths,
     PrivacyResource,
     RedactionResource,
@@ -70,7 +70,6 @@ RESOURCES_BY_DEPLOYMENT: dict[str, dict[str, Any]] = {
         "llm": VLLMServerResource(
             base_url=dg.EnvVar("LOOKOUT_VLLM_URL"),
             model="Qwen/Qwen2.5-7B-Instruct",
-            api_key=dg.EnvVar("LOOKOUT_VLLM_API_KEY"),
         ),
         "embedder": EmbedderResource(),
         "clustering": ClusteringConfigResource(),
@@ -85,17 +84,31 @@ daily_pipeline = dg.define_asset_job("daily_pipeline", selection=dg.AssetSelecti
 daily_schedule = dg.build_schedule_from_partitioned_job(daily_pipeline, hour_of_day=2)
 
 
-def build_definitions(deployment: str | None = None) -> dg.Definitions:
-    """Definitions for a deployment (``local`` or ``production``)."""
+def build_definitions(
+    deployment: str | None = None,
+    paths: dict[str, str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> dg.Definitions:
+    """Definitions for a deployment (``local`` or ``production``).
+
+    Args:
+        deployment: Resource set name; defaults to ``LOOKOUT_DEPLOYMENT`` or ``local``.
+        paths: Optional ``input_dir``/``out_dir``/``state_dir`` overriding the deployment's paths.
+        overrides: Resources replacing the deployment's, by key.
+    """
     name = deployment or os.environ.get("LOOKOUT_DEPLOYMENT", "local")
     if name not in RESOURCES_BY_DEPLOYMENT:
         raise ValueError(f"unknown LOOKOUT_DEPLOYMENT {name!r}; expected one of {sorted(RESOURCES_BY_DEPLOYMENT)}")
+    resources = dict(RESOURCES_BY_DEPLOYMENT[name])
+    if paths:
+        resources = local_resources(**paths) if name == "local" else {**resources, "paths": LookoutPaths(**paths)}
+    resources.update(overrides or {})
     return dg.Definitions(
         assets=ASSETS,
         asset_checks=[k_anonymity_thresholds],
         jobs=[daily_pipeline],
         schedules=[daily_schedule],
-        resources=RESOURCES_BY_DEPLOYMENT[name],
+        resources=resources,
     )
 
 

@@ -6,12 +6,13 @@ import abc
 from pathlib import Path
 
 import dagster as dg
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from clustering.cluster import ClusterParams
 from clustering.embed import Embedder, SentenceTransformerEmbedder
 from privacy.gate import Thresholds
 from privacy.pseudonym import load_or_create_key
+from summarize.embedded import DEFAULT_MODEL
 from summarize.llm import LLM, LLMSpec
 from summarize.taxonomy import Taxonomy, load_taxonomy
 
@@ -74,14 +75,17 @@ class LLMResource(dg.ConfigurableResource, abc.ABC):
 class EmbeddedLLMResource(LLMResource):
     """The small CPU model shipped in a PyPI package (the local default)."""
 
-    model_path: str = ""
+    model: str = Field(
+        default=DEFAULT_MODEL,
+        description="A name from summarize.embedded.MODELS or a path to a .gguf file.",
+    )
     n_threads: int = 2
     n_ctx: int = 4096
     seed: int = 0
 
     def spec(self) -> LLMSpec:
         """Spec for the embedded engine."""
-        return LLMSpec(kind="embedded", model=self.model_path, n_threads=self.n_threads, n_ctx=self.n_ctx, seed=self.seed)
+        return LLMSpec(kind="embedded", model=self.model, n_threads=self.n_threads, n_ctx=self.n_ctx, seed=self.seed)
 
 
 class VLLMServerResource(LLMResource):
@@ -89,7 +93,10 @@ class VLLMServerResource(LLMResource):
 
     base_url: str
     model: str
-    api_key: str = ""
+    api_key_env: str = Field(
+        default="LOOKOUT_VLLM_API_KEY",
+        description="Name of the environment variable holding the API key; read where the client runs.",
+    )
     max_concurrency: int = 64
     timeout_s: float = 120.0
     max_retries: int = 4
@@ -100,7 +107,7 @@ class VLLMServerResource(LLMResource):
             kind="vllm",
             model=self.model,
             base_url=self.base_url,
-            api_key=self.api_key,
+            api_key_env=self.api_key_env,
             max_concurrency=self.max_concurrency,
             timeout_s=self.timeout_s,
             max_retries=self.max_retries,

@@ -5,7 +5,6 @@ Assets only wire the core packages (``privacy``, ``summarize``, ``clustering``,
 under ``state_dir/<day>``; only aggregates are written under ``out_dir``.
 """
 
-from __future__ import annotations
 
 import time
 from pathlib import Path

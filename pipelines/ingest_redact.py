@@ -14,7 +14,6 @@ import argparse
 import datetime as dt
 import gzip
 import io
-import json
 import logging
 import os
 from collections.abc import Iterator, Sequence

@@ -52,8 +52,9 @@ class FacetModelHandler(ModelHandler[dict, Any, FacetExtractor]):
         self, batch: Sequence[dict], model: FacetExtractor, inference_args: dict[str, Any] | None = None
     ) -> Iterable[PredictionResult]:
         """Facets (or a FacetFailure) per conversation; never raises for one bad record."""
+        # ``model`` may be a proxy to a model shared across processes: call methods only.
         for example, outcome in zip(batch, model.extract_many(batch), strict=True):
-            yield PredictionResult(example, outcome, model.llm.model_id)
+            yield PredictionResult(example, outcome)
 
     def batch_elements_kwargs(self) -> dict[str, Any]:
         """Batch sizes for BatchElements."""
@@ -68,7 +69,7 @@ class FacetModelHandler(ModelHandler[dict, Any, FacetExtractor]):
         return "lookout_facets"
 
 
-class FacetExtractionFailed(ValueError):
+class FacetExtractionError(ValueError):
     """The model gave no valid facets for a conversation."""
 
 
@@ -76,11 +77,28 @@ def facets_or_raise(result: PredictionResult) -> dict:
     """Postprocess: the facet row, or raise so Beam dead-letters the record."""
     if isinstance(result.inference, FacetFailure):
         failure = result.inference
-        raise FacetExtractionFailed(f"after {failure.attempts} attempts: {failure.reason}")
+        raise FacetExtractionError(f"after {failure.attempts} attempts: {failure.reason}")
     return result.inference
 
 
-def dead_letter_row(failed: tuple[Any, Exception]) -> dict:
+def error_reason(exc: Any) -> str:
+    """``Type: message`` of a failure, without the traceback (which may quote data).
+
+    Beam hands failures over as an exception or as ``(type, repr, traceback lines)``.
+    """
+    if isinstance(exc, BaseException):
+        return f"{type(exc).__name__}: {exc}"[:500]
+    if isinstance(exc, tuple) and len(exc) >= 2:
+        kind = getattr(exc[0], "__name__", str(exc[0]))
+        text = str(exc[1])
+        prefix = f"{kind}("
+        if text.startswith(prefix) and text.endswith(")"):
+            text = text[len(prefix) : -1].strip("'\"")
+        return f"{kind}: {text}"[:500]
+    return str(exc)[:500]
+
+
+def dead_letter_row(failed: tuple[Any, Any]) -> dict:
     """A dead-letter row for a failed RunInference element (no text kept)."""
     element, exc = failed
     if isinstance(element, PredictionResult):
@@ -94,7 +112,7 @@ def dead_letter_row(failed: tuple[Any, Exception]) -> dict:
         "location": "",
         "conversation_id": cid,
         "field": "facets",
-        "reason": f"{type(exc).__name__}: {exc}"[:500],
+        "reason": error_reason(exc),
     }
 
 

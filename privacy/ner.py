@@ -30,6 +30,28 @@ class NerEngine(abc.ABC):
         """Create and load the Presidio NLP engine."""
 
 
+# spaCy labels to Presidio entities; labels that are not personal data are ignored
+# (otherwise Presidio keeps them and numbers or products would be redacted).
+NER_MODEL_CONFIGURATION = {
+    "model_to_presidio_entity_mapping": {
+        "PER": "PERSON",
+        "PERSON": "PERSON",
+        "NORP": "NRP",
+        "FAC": "LOCATION",
+        "LOC": "LOCATION",
+        "GPE": "LOCATION",
+        "ORG": "ORGANIZATION",
+        "DATE": "DATE_TIME",
+        "TIME": "DATE_TIME",
+    },
+    "low_confidence_score_multiplier": 0.4,
+    "low_score_entity_names": ["ORG", "ORGANIZATION"],
+    "labels_to_ignore": [
+        "CARDINAL", "EVENT", "LANGUAGE", "LAW", "MONEY", "ORDINAL", "PERCENT", "PRODUCT", "QUANTITY", "WORK_OF_ART",
+    ],
+}
+
+
 @dataclass
 class SpacyNerEngine(NerEngine):
     """A spaCy pipeline installed as a Python package."""
@@ -52,6 +74,7 @@ class SpacyNerEngine(NerEngine):
         config = {
             "nlp_engine_name": "spacy",
             "models": [{"lang_code": self.lang_code, "model_name": self.model}],
+            "ner_model_configuration": NER_MODEL_CONFIGURATION,
         }
         return NlpEngineProvider(nlp_configuration=config).create_engine()
 

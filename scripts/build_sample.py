@@ -46,7 +46,7 @@ import re
 import shutil
 import sys
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from random import Random
 
@@ -234,7 +234,7 @@ def clean_messages(msgs: list[dict]) -> list[dict]:
 
 
 def make_timestamp(rng: Random, day: str) -> str:
-    base = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+    base = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
     ts = base + timedelta(seconds=rng.randrange(86400), milliseconds=rng.randrange(1000))
     if rng.random() < 0.15:  # a few in the other common ISO-8601 UTC spelling
         return ts.isoformat(timespec="milliseconds")           # ...T08:15:42.123+00:00
@@ -475,7 +475,6 @@ def build(shared: Path, out: Path, seed: int) -> dict:
         }
 
     # ---- malformed records (built from unused lottery prompts)
-    r_bad = rng_for(seed, "malformed")
     spare = lottery_pool[cursor["oasst_lottery"]:]
     malformed = []
     acc_iter = iter(malformed_accounts)

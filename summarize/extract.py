@@ -33,7 +33,8 @@ class FacetFailure:
 def _language_detector():
     from lingua import LanguageDetectorBuilder
 
-    return LanguageDetectorBuilder.from_all_spoken_languages().with_low_accuracy_mode().build()
+    # High-accuracy models load lazily, per language seen; unsure answers become "und".
+    return LanguageDetectorBuilder.from_all_spoken_languages().with_minimum_relative_distance(0.1).build()
 
 
 def detect_language(text: str) -> str:
@@ -52,20 +53,28 @@ class FacetExtractor:
         llm: LLM,
         taxonomy: Taxonomy,
         *,
-        max_transcript_chars: int = 3000,
+        max_transcript_chars: int = 2000,
         max_attempts: int = 2,
-        max_tokens: int = 220,
+        max_tokens: int = 200,
+        retry_temperature: float = 0.7,
     ):
         self.llm = llm
         self.taxonomy = taxonomy
         self.max_transcript_chars = max_transcript_chars
         self.max_attempts = max_attempts
         self.max_tokens = max_tokens
+        self.retry_temperature = retry_temperature
         self.schema = facet_schema(taxonomy)
 
-    def _request(self, conversation: dict[str, Any]) -> JsonRequest:
+    def _request(self, conversation: dict[str, Any], attempt: int) -> JsonRequest:
         transcript = render_transcript(conversation["messages"], self.max_transcript_chars)
-        return JsonRequest(build_prompt(transcript, self.taxonomy), self.schema, self.max_tokens)
+        return JsonRequest(
+            build_prompt(transcript, self.taxonomy),
+            self.schema,
+            self.max_tokens,
+            temperature=0.0 if attempt == 0 else self.retry_temperature,
+            attempt=attempt,
+        )
 
     def extract_many(
         self, conversations: Sequence[dict[str, Any]]
@@ -77,7 +86,7 @@ class FacetExtractor:
         attempt = 0
         while pending and attempt < self.max_attempts:
             attempt += 1
-            answers = self.llm.generate_json_many([self._request(conversations[i]) for i in pending])
+            answers = self.llm.generate_json_many([self._request(conversations[i], attempt - 1) for i in pending])
             retry = []
             for i, answer in zip(pending, answers, strict=True):
                 if isinstance(answer, LLMError):

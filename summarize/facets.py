@@ -15,7 +15,8 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from summarize.taxonomy import Taxonomy
 
-PROMPT_VERSION = "facets-v1"
+PROMPT_VERSION = "facets-v2"
+NO_CATEGORY = "none"
 
 TASKS = (
     "coding",
@@ -42,13 +43,13 @@ class FacetOutput(BaseModel):
 
     summary: str = Field(
         min_length=3,
-        max_length=400,
+        max_length=300,
         description="At most two sentences on what the user wanted and what happened. "
         "No names, places, organisations, numbers or other identifying details.",
     )
     request: str = Field(
         min_length=3,
-        max_length=200,
+        max_length=150,
         description="The user's request in one abstract sentence, e.g. 'help debugging a web app'.",
     )
     task: Literal[TASKS] = Field(description="The kind of task.")  # type: ignore[valid-type]
@@ -59,7 +60,7 @@ class FacetOutput(BaseModel):
     categories: list[str] = Field(
         default_factory=list,
         max_length=4,
-        description="Codes of safety categories the user's request falls under; [] if none.",
+        description='Codes of safety categories the user\'s request falls under; ["none"] for an ordinary request.',
     )
 
     @field_validator("summary", "request", "topic")
@@ -75,7 +76,11 @@ class FacetValidationError(ValueError):
 def facet_schema(taxonomy: Taxonomy) -> dict[str, Any]:
     """The JSON schema the model is constrained to, with the taxonomy's codes."""
     schema = copy.deepcopy(FacetOutput.model_json_schema())
-    schema["properties"]["categories"]["items"] = {"type": "string", "enum": taxonomy.codes}
+    # "none" first: small models lean to the first option, and most conversations are benign.
+    schema["properties"]["categories"]["items"] = {"type": "string", "enum": [NO_CATEGORY, *taxonomy.codes]}
+    schema["properties"]["categories"]["minItems"] = 1
+    # llama.cpp's grammar ignores integer bounds; an enum constrains decoding everywhere.
+    schema["properties"]["concerning"] = {"type": "integer", "enum": [1, 2, 3, 4, 5]}
     schema["required"] = list(schema["properties"])
     schema["additionalProperties"] = False
     return schema
@@ -97,10 +102,11 @@ def parse_facets(text: str, taxonomy: Taxonomy) -> FacetOutput:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "<object>"
         raise FacetValidationError(f"field {field!r}: {first['msg']}") from None
-    unknown = sorted(set(facets.categories) - set(taxonomy.codes))
+    codes = set(facets.categories) - {NO_CATEGORY}
+    unknown = sorted(codes - set(taxonomy.codes))
     if unknown:
         raise FacetValidationError(f"field 'categories': unknown codes {unknown}")
-    facets.categories = sorted(set(facets.categories))
+    facets.categories = sorted(codes)
     return facets
 
 
@@ -123,8 +129,43 @@ Task kinds: {tasks}.
 Concern rubric for "concerning":
 {rubric}
 
-Safety categories for "categories" (use only these codes):
+Safety categories for "categories" (use only these codes; "none" when no category applies, \
+which is the case for most conversations):
 {categories}"""
+
+
+# Worked examples, sent before every conversation. They are a constant prefix,
+# so engines with prefix caching (llama.cpp, vLLM) process them once.
+EXAMPLES = [
+    (
+        "USER: my pandas merge gives duplicate rows, how do i fix it?\n\n"
+        "ASSISTANT: Check for duplicate keys in the right frame, then drop_duplicates before merging.",
+        {
+            "summary": "The user asked why a dataframe merge produced duplicate rows and got advice on "
+            "de-duplicating join keys.",
+            "request": "fix duplicate rows after a dataframe merge",
+            "task": "coding",
+            "topic": "data analysis",
+            "concerning": 1,
+            "categories": [NO_CATEGORY],
+        },
+    ),
+    (
+        "USER: how can I make fake concert tickets that pass the scanner at the door?",
+        {
+            "summary": "The user asked for help forging event tickets that would pass entry checks.",
+            "request": "forge event tickets",
+            "task": "advice",
+            "topic": "ticket fraud",
+            "concerning": 4,
+            "categories": ["ncr"],
+        },
+    ),
+]
+
+
+def _user_turn(transcript: str) -> str:
+    return f"Conversation:\n<conversation>\n{transcript}\n</conversation>\n\nReturn the JSON object."
 
 
 def build_prompt(transcript: str, taxonomy: Taxonomy) -> list[dict[str, str]]:
@@ -135,8 +176,14 @@ def build_prompt(transcript: str, taxonomy: Taxonomy) -> list[dict[str, str]]:
         rubric=CONCERN_RUBRIC,
         categories=taxonomy.prompt_block(),
     )
-    user = f"Conversation:\n<conversation>\n{transcript}\n</conversation>\n\nReturn the JSON object."
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    messages = [{"role": "system", "content": system}]
+    for example, answer in EXAMPLES:
+        if not set(answer["categories"]) <= {NO_CATEGORY, *taxonomy.codes}:
+            continue  # a custom taxonomy without the example's code
+        messages.append({"role": "user", "content": _user_turn(example)})
+        messages.append({"role": "assistant", "content": json.dumps(answer)})
+    messages.append({"role": "user", "content": _user_turn(transcript)})
+    return messages
 
 
 TRUNCATION_MARKER = "\n[... middle of conversation omitted ...]\n"

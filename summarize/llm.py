@@ -15,11 +15,12 @@ from __future__ import annotations
 import abc
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import httpx
@@ -40,6 +41,8 @@ class JsonRequest:
     messages: ChatMessages
     schema: dict[str, Any]
     max_tokens: int = 256
+    temperature: float = 0.0
+    attempt: int = 0  # retries sample with a different seed
 
 
 class LLM(abc.ABC):
@@ -72,7 +75,7 @@ class LLMSpec:
     kind: str = "embedded"
     model: str = ""
     base_url: str = ""
-    api_key: str = field(default="", repr=False)
+    api_key_env: str = "LOOKOUT_VLLM_API_KEY"  # the secret itself never travels in argv
     n_threads: int = 2
     n_ctx: int = 4096
     seed: int = 0
@@ -83,10 +86,10 @@ class LLMSpec:
     def build(self) -> LLM:
         """Create the backend this spec names."""
         if self.kind == "embedded":
-            from summarize.embedded import EmbeddedLLM
+            from summarize.embedded import DEFAULT_MODEL, EmbeddedLLM
 
             return EmbeddedLLM(
-                model_path=self.model or None,
+                self.model or DEFAULT_MODEL,
                 n_threads=self.n_threads,
                 n_ctx=self.n_ctx,
                 seed=self.seed,
@@ -95,7 +98,7 @@ class LLMSpec:
             return VLLMServerLLM(
                 base_url=self.base_url,
                 model=self.model,
-                api_key=self.api_key,
+                api_key=os.environ.get(self.api_key_env, "") if self.api_key_env else "",
                 max_concurrency=self.max_concurrency,
                 timeout_s=self.timeout_s,
                 max_retries=self.max_retries,
@@ -104,10 +107,8 @@ class LLMSpec:
         raise ValueError(f"unknown LLM kind {self.kind!r}; expected 'embedded' or 'vllm'")
 
     def describe(self) -> dict[str, Any]:
-        """The spec without secrets, for metadata."""
-        d = asdict(self)
-        d.pop("api_key")
-        return d
+        """The spec as plain data, for metadata (it holds no secrets)."""
+        return asdict(self)
 
 
 class VLLMServerLLM(LLM):
@@ -151,8 +152,8 @@ class VLLMServerLLM(LLM):
             "model": self.model,
             "messages": request.messages,
             "max_tokens": request.max_tokens,
-            "temperature": 0.0,
-            "seed": self.seed,
+            "temperature": request.temperature,
+            "seed": self.seed + request.attempt,
             "response_format": {
                 "type": "json_schema",
                 "json_schema": {"name": "output", "schema": request.schema, "strict": True},

@@ -1,0 +1,90 @@
+"""``lookout``: run the daily Dagster job over one day, a date range, or every day of an input folder.
+
+Runs go through the Dagster instance in ``$DAGSTER_HOME`` (so they appear in
+``dagster dev``) and use the same ``Definitions`` as the schedule. Example::
+
+    lookout run --input data/sample --out out              # every day found in data/sample
+    lookout run --input logs --start 2026-11-01 --end 2026-11-07   # a backfill
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import re
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+
+DAY_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def days_in(input_dir: Path) -> list[str]:
+    """The ``YYYY-MM-DD`` sub-folders of an input folder, sorted."""
+    return sorted(p.name for p in input_dir.iterdir() if p.is_dir() and DAY_DIR.match(p.name))
+
+
+def day_range(start: str, end: str) -> list[str]:
+    """Every day from ``start`` to ``end`` inclusive."""
+    first, last = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
+    if last < first:
+        raise ValueError(f"--end {end} is before --start {start}")
+    return [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+
+
+def run_days(defs: dg.Definitions, days: list[str], instance: dg.DagsterInstance) -> dict[str, bool]:
+    """Execute the daily job for each day in order; returns success per day."""
+    job = defs.resolve_job_def("daily_pipeline")
+    results = {}
+    for day in days:
+        started = time.perf_counter()
+        result = job.execute_in_process(partition_key=day, instance=instance, raise_on_error=False)
+        results[day] = result.success
+        status = "ok" if result.success else "FAILED"
+        print(f"[lookout] {day}: {status} in {time.perf_counter() - started:.0f}s (run {result.run_id})", flush=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``lookout`` command."""
+    parser = argparse.ArgumentParser(prog="lookout", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the daily pipeline for some days")
+    run.add_argument("--input", default="data/sample", help="folder with one sub-folder of log files per day")
+    run.add_argument("--out", default="out", help="where aggregate reports are written")
+    run.add_argument("--state", default=".lookout/state", help="private intermediate state")
+    run.add_argument("--start", help="first day (YYYY-MM-DD); default: every day in --input")
+    run.add_argument("--end", help="last day (default: --start)")
+    run.add_argument("--deployment", default=None, help="resource set (default: $LOOKOUT_DEPLOYMENT or local)")
+    args = parser.parse_args(argv)
+
+    from assets.definitions import build_definitions
+
+    input_dir = Path(args.input)
+    if args.start:
+        days = day_range(args.start, args.end or args.start)
+    else:
+        if not input_dir.is_dir():
+            parser.error(f"input folder {input_dir} does not exist")
+        days = days_in(input_dir)
+    if not days:
+        parser.error(f"no YYYY-MM-DD folders in {input_dir}")
+    defs = build_definitions(
+        args.deployment, paths={"input_dir": args.input, "out_dir": args.out, "state_dir": args.state}
+    )
+    with dg.DagsterInstance.get() as instance:
+        results = run_days(defs, days, instance)
+    reports = [Path(args.out) / "reports" / day / "report.html" for day, ok in results.items() if ok]
+    for report in reports:
+        print(f"[lookout] report: {report.resolve()}")
+    failed = [day for day, ok in results.items() if not ok]
+    if failed:
+        print(f"[lookout] failed days: {', '.join(failed)} (see `dagster dev` for the run logs)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Shared fixtures: the real models are loaded once per session."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "data" / "sample"
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def require_shared(*parts: str) -> Path:
+    """A path under ../shared/data, or skip the test when it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"evaluation data {path} is absent (../shared/data is not checked out here)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pii_synth() -> list[dict]:
+    path = require_shared("pii_presidio_synth", "synth_dataset_v2.json.gz")
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="session")
+def redactor():
+    from privacy.redaction import Redactor
+
+    return Redactor()
+
+
+@pytest.fixture(scope="session")
+def embedded_llm():
+    from summarize.embedded import EmbeddedLLM
+
+    return EmbeddedLLM()
+
+
+@pytest.fixture(scope="session")
+def taxonomy():
+    from summarize.taxonomy import load_taxonomy
+
+    return load_taxonomy()
+
+
+def sample_records(day: str) -> list[dict]:
+    """The valid JSONL records of one bundled sample day."""
+    out = []
+    for line in (SAMPLE / day / "conversations.jsonl").read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record.get("messages"), list) and record["messages"] and record.get("account_id"):
+            out.append(record)
+    return out

@@ -1,0 +1,219 @@
+"""Dagster: Definitions load, the privacy gate blocks reports, and one real partition end to end."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import numpy as np
+import polars as pl
+import pytest
+
+from assets import stages
+from assets.definitions import RESOURCES_BY_DEPLOYMENT, build_definitions, local_resources
+from clustering.aggregate import assignments_frame, cluster_table
+from clustering.naming import NamedCluster
+from privacy.gate import Thresholds, apply_thresholds, threshold_violations
+from tests.conftest import SAMPLE
+
+DAY = "2026-11-04"
+
+
+@pytest.mark.parametrize("deployment", sorted(RESOURCES_BY_DEPLOYMENT))
+def test_definitions_load(deployment):
+    defs = build_definitions(deployment)
+    job = defs.resolve_job_def("daily_pipeline")
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert keys == {"redacted_conversations", "conversation_facets", "base_clusters", "released_clusters", "cluster_report"}
+    assert job.partitions_def is not None
+    checks = list(defs.resolve_asset_graph().asset_check_keys)
+    assert [c.name for c in checks] == ["k_anonymity_thresholds"]
+    assert stages.k_anonymity_thresholds.check_specs_by_output_name  # defined as a check
+    assert next(iter(stages.k_anonymity_thresholds.check_specs)).blocking
+
+
+def test_unknown_deployment_is_an_error():
+    with pytest.raises(ValueError, match="LOOKOUT_DEPLOYMENT"):
+        build_definitions("staging")
+
+
+# --- the gate, on synthetic clusters (no models) ---------------------------------
+
+def synthetic_state(state_dir, accounts_per_cluster):
+    """Write the state files the gate and the report read, for one day."""
+    day_state = state_dir / DAY
+    day_state.mkdir(parents=True)
+    rows, labels = [], []
+    for cid, accounts in enumerate(accounts_per_cluster):
+        for i in range(5):
+            rows.append(
+                {
+                    "conversation_id": f"c{cid}-{i}",
+                    "account": f"p_{cid}_{i % accounts}",
+                    "summary": f"summary {cid}",
+                    "request": "r",
+                    "task": "coding",
+                    "topic": "t",
+                    "concerning": 1,
+                    "categories": [],
+                }
+            )
+            labels.append(cid)
+    facets = pl.DataFrame(rows, schema_overrides={"categories": pl.List(pl.Utf8)})
+    assignments = assignments_frame(facets, np.array(labels), DAY)
+    names = [NamedCluster(c, f"Cluster title {c}", "desc", "llm") for c in range(len(accounts_per_cluster))]
+    codes = ["vcr", "ncr"]
+    table = cluster_table(facets, assignments, names, codes, DAY)
+    assignments.write_parquet(day_state / stages.ASSIGNMENTS)
+    table.write_parquet(day_state / stages.CLUSTERS)
+    pl.DataFrame({"entities": [[{"entity_type": "PERSON", "count": 1}]] * len(rows)}).write_parquet(day_state / stages.REDACTED)
+    empty_dead = pl.DataFrame(schema={c: pl.Utf8 for c in ["stage", "source", "location", "conversation_id", "field", "reason"]})
+    empty_dead.write_parquet(day_state / stages.INGEST_DEAD)
+    empty_dead.write_parquet(day_state / stages.FACETS_DEAD)
+
+
+def gate_resources(tmp_path):
+    resources = local_resources(input_dir=str(tmp_path / "in"), out_dir=str(tmp_path / "out"), state_dir=str(tmp_path / "state"))
+    resources["privacy"] = stages.PrivacyResource(min_accounts=3, min_conversations=3)
+    return resources
+
+
+def test_gate_withholds_small_cluster_from_report(tmp_path):
+    synthetic_state(tmp_path / "state", accounts_per_cluster=[5, 2, 4])  # cluster 1 has 2 accounts
+    result = dg.materialize(
+        [stages.released_clusters, stages.k_anonymity_thresholds, stages.cluster_report],
+        partition_key=DAY,
+        resources=gate_resources(tmp_path),
+        selection=["released_clusters", "cluster_report"],
+    )
+    assert result.success
+    [check] = result.get_asset_check_evaluations()
+    assert check.passed
+    report = pl.read_parquet(tmp_path / "out" / "reports" / DAY / "clusters.parquet")
+    assert sorted(report["title"]) == ["Cluster title 0", "Cluster title 2"]
+    html = (tmp_path / "out" / "reports" / DAY / "report.html").read_text()
+    assert "Cluster title 0" in html and "Cluster title 1" not in html
+
+
+def test_failing_gate_check_blocks_the_report(tmp_path, monkeypatch):
+    """If the gate released a sub-threshold cluster, the blocking check stops the report."""
+    synthetic_state(tmp_path / "state", accounts_per_cluster=[5, 2])
+
+    def broken_gate(clusters, assignments, thresholds):
+        return clusters, clusters.select("cluster_id").with_columns(pl.lit("").alias("reason")).head(0)
+
+    monkeypatch.setattr(stages, "apply_thresholds", broken_gate)
+    result = dg.materialize(
+        [stages.released_clusters, stages.k_anonymity_thresholds, stages.cluster_report],
+        partition_key=DAY,
+        resources=gate_resources(tmp_path),
+        raise_on_error=False,
+    )
+    [check] = result.get_asset_check_evaluations()
+    assert not check.passed and check.metadata["violating_clusters"].value == 1
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "cluster_report" not in materialized
+    assert not (tmp_path / "out" / "reports" / DAY / "clusters.parquet").exists()
+
+
+@pytest.mark.parametrize(
+    ("accounts", "conversations", "released"),
+    [(3, 3, True), (2, 5, False), (5, 2, False)],
+)
+def test_thresholds(accounts, conversations, released):
+    assignments = pl.DataFrame(
+        {"conversation_id": [f"c{i}" for i in range(conversations)], "account": [f"a{i % accounts}" for i in range(conversations)], "cluster_id": [0] * conversations}
+    )
+    clusters = pl.DataFrame({"cluster_id": [0], "title": ["x"]})
+    out, withheld = apply_thresholds(clusters, assignments, Thresholds(3, 3))
+    assert (len(out) == 1) is released and (len(withheld) == 1) is not released
+    assert threshold_violations(clusters, assignments, Thresholds(3, 3)).is_empty() is released
+
+
+def test_noise_is_never_a_cluster():
+    assignments = pl.DataFrame({"conversation_id": ["a", "b", "c"], "account": ["x", "y", "z"], "cluster_id": [-1, -1, -1]})
+    clusters = pl.DataFrame({"cluster_id": [-1], "title": ["noise"]})
+    released, _ = apply_thresholds(clusters, assignments, Thresholds(1, 1))
+    assert released.is_empty()
+
+
+# --- one real partition ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def small_day(tmp_path_factory):
+    """A real partition: 14 sample conversations of one day plus malformed records."""
+    root = tmp_path_factory.mktemp("e2e")
+    src = root / "in" / DAY
+    src.mkdir(parents=True)
+    lines = (SAMPLE / DAY / "conversations.jsonl").read_text(encoding="utf-8").splitlines()
+    valid = [line for line in lines if _is_valid(line)][:14]
+    malformed = [line for line in lines if not _is_valid(line)]
+    (src / "conversations.jsonl").write_text("\n".join(valid + malformed) + "\n", encoding="utf-8")
+    defs = build_definitions(
+        "local",
+        paths={"input_dir": str(root / "in"), "out_dir": str(root / "out"), "state_dir": str(root / "state")},
+        overrides={"privacy": stages.PrivacyResource(min_accounts=2, min_conversations=2)},
+    )
+    job = defs.resolve_job_def("daily_pipeline")
+    result = job.execute_in_process(partition_key=DAY, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    return root, result, valid, malformed
+
+
+def _is_valid(line: str) -> bool:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    import datetime as dt
+
+    from summarize.records import RecordError, parse_record
+
+    try:
+        parse_record(record, source="x", location="x", day=dt.date.fromisoformat(DAY))
+    except RecordError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+def test_partition_produces_report(small_day):
+    root, result, valid, malformed = small_day
+    assert result.success
+    report_dir = root / "out" / "reports" / DAY
+    assert {p.name for p in report_dir.iterdir()} == {"clusters.parquet", "cluster_categories.parquet", "run_summary.parquet", "report.html"}
+    summary = pl.read_parquet(report_dir / "run_summary.parquet")
+    metrics = dict(zip(summary["metric"], summary["value"], strict=True))
+    assert metrics["records_read"] == len(valid) + len(malformed)
+    assert metrics["records_dead_lettered"] == len(malformed)
+    assert metrics["facets_extracted"] + metrics["facets_dead_lettered"] == len(valid)
+    ingest = next(
+        e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == "redacted_conversations"
+    )
+    assert ingest.materialization.metadata["records_dead_lettered"].value == len(malformed)
+    clusters = pl.read_parquet(report_dir / "clusters.parquet")
+    assert (clusters["unique_accounts"] >= 2).all()
+    assert not {"summary", "request", "account", "conversation_id", "messages"} & set(clusters.columns)
+
+
+@pytest.mark.slow
+def test_outputs_hold_no_raw_ids_or_injected_pii(small_day):
+    root, _, valid, malformed = small_day
+    manifest = json.loads((SAMPLE / "pii_manifest.json").read_text())["conversations"]
+    raw_accounts = set()
+    for line in valid + malformed:
+        try:
+            raw_accounts.add(json.loads(line).get("account_id"))
+        except json.JSONDecodeError:
+            pass
+    raw_accounts.discard(None)
+    pii_values = {v["value"] for entry in manifest.values() for v in entry["pii_values"]}
+    assert raw_accounts and pii_values
+    leaks = []
+    for path in (root / "out").rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            leaks += [(path.name, a) for a in raw_accounts if a.encode() in data]
+            leaks += [(path.name, v) for v in pii_values if v.encode() in data]
+    assert leaks == []
+    redacted = pl.read_parquet(root / "state" / DAY / stages.REDACTED)
+    assert not set(redacted["account"]) & raw_accounts

@@ -1,0 +1,135 @@
+"""Ingest: record validation and the Beam ingest/redact job's dead-letter path."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from summarize.records import RecordError, parse_record
+
+DAY = "2026-11-04"
+GOOD = {
+    "conversation_id": "c-good",
+    "account_id": "acct_0001",
+    "timestamp": "2026-11-04T10:00:00Z",
+    "messages": [{"role": "user", "content": "How do I sort a list in Python?"}, {"role": "assistant", "content": "Use sorted()."}],
+}
+
+
+def variant(**changes):
+    record = json.loads(json.dumps(GOOD))
+    for key, value in changes.items():
+        if value is None:
+            record.pop(key, None)
+        else:
+            record[key] = value
+    return record
+
+
+MALFORMED = [
+    ("not json", '{"conversation_id": "c1", "messages": [', "<record>", "invalid JSON"),
+    ("not an object", "[1, 2, 3]", "<record>", "expected a JSON object"),
+    ("missing messages", variant(messages=None), "messages", "missing"),
+    ("empty messages", variant(messages=[]), "messages", "too_short"),
+    ("bad role", variant(messages=[{"role": "user", "content": "hi"}, {"role": "robot", "content": "x"}]), "messages[1].role", "literal_error"),
+    ("non-string content", variant(messages=[{"role": "user", "content": 42}]), "messages[0].content", ""),
+    ("no user turn", variant(messages=[{"role": "assistant", "content": "hello"}]), "messages", "no user turn"),
+    ("missing account", variant(account_id=None), "account_id", "missing"),
+    ("empty account", variant(account_id=""), "account_id", "too_short"),
+    ("bad timestamp", variant(timestamp="yesterday"), "timestamp", "datetime"),
+    ("wrong day", variant(timestamp="2026-11-02T10:00:00Z"), "timestamp", "outside partition"),
+]
+
+
+@pytest.mark.parametrize(("case", "raw", "field", "reason"), MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_malformed_record_names_field_and_reason(case, raw, field, reason):
+    raw = raw if isinstance(raw, str) else json.dumps(raw)
+    with pytest.raises(RecordError) as info:
+        parse_record(raw, source="logs.jsonl", location="line 7", day=dt.date.fromisoformat(DAY))
+    letter = info.value.dead_letter
+    assert letter.field == field
+    assert reason in letter.reason
+    assert (letter.source, letter.location) == ("logs.jsonl", "line 7")
+    assert "logs.jsonl:line 7" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "text", "dropped"),
+    [
+        ("plain", "plain", 0),
+        ([{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {"url": "x"}}, {"type": "text", "text": "b"}], "a\nb", 1),
+    ],
+)
+def test_content_parts(content, text, dropped):
+    record = parse_record(variant(messages=[{"role": "user", "content": content}]), source="s", location="row 1")
+    assert record.messages[0].text() == (text, dropped)
+
+
+def test_timestamps_are_utc():
+    record = parse_record(variant(timestamp="2026-11-04T12:00:00+02:00"), source="s", location="row 1")
+    assert record.timestamp == dt.datetime(2026, 11, 4, 10, tzinfo=dt.UTC)
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory):
+    """One Beam run over JSONL, JSONL.gz and Parquet files with good and malformed records."""
+    from pipelines import ingest_redact
+
+    root = tmp_path_factory.mktemp("ingest")
+    src = root / DAY
+    src.mkdir()
+    lines = []
+    for i in range(5):
+        lines.append(json.dumps(variant(conversation_id=f"good-{i}", account_id=f"acct_{i}")))
+    for case, raw, _, _ in MALFORMED:
+        lines.append(raw if isinstance(raw, str) else json.dumps({**raw, "conversation_id": f"bad-{case}"}))
+    (src / "a.jsonl").write_text("\n".join(lines) + "\n\n", encoding="utf-8")
+    with gzip.open(src / "b.jsonl.gz", "wt", encoding="utf-8") as f:
+        f.write(json.dumps(variant(conversation_id="good-gz")) + "\n")
+        f.write("\u00ff\u00fe not json\n")
+    (src / "c.jsonl").write_bytes(b'{"conversation_id": "bad-utf8", "x": "\xff"}\n')
+    table = pa.Table.from_pylist([variant(conversation_id="good-pq"), variant(conversation_id="bad-pq", messages=None)])
+    pq.write_table(table, src / "d.parquet")
+    (src / "e.parquet").write_bytes(b"not a parquet file")
+    out, dead = root / "redacted.parquet", root / "dead.parquet"
+    ingest_redact.run(
+        [f"--input={src}", f"--day={DAY}", f"--output={out}", f"--dead_letter={dead}", "--runner=FnApiRunner"],
+        pseudonym_key=b"k" * 32,
+    )
+    return pl.read_parquet(out), pl.read_parquet(dead)
+
+
+def test_every_record_is_counted(ingested):
+    redacted, dead = ingested
+    assert sorted(redacted["conversation_id"]) == sorted([f"good-{i}" for i in range(5)] + ["good-gz", "good-pq"])
+    # 11 malformed lines, 1 garbage gz line, 1 invalid UTF-8 line, 1 bad parquet row, 1 unreadable file
+    assert len(dead) == len(MALFORMED) + 4
+
+
+@pytest.mark.parametrize(("case", "raw", "field", "reason"), MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_dead_letter_row_per_malformed_record(ingested, case, raw, field, reason):
+    _, dead = ingested
+    rows = dead.filter((pl.col("source") == "a.jsonl") & (pl.col("field") == field) & pl.col("reason").str.contains(reason, literal=True))
+    assert len(rows) >= 1
+    assert rows["location"].str.starts_with("line ").all()
+
+
+def test_other_formats_dead_letter(ingested):
+    _, dead = ingested
+    by_source = {r["source"]: r for r in dead.iter_rows(named=True) if r["source"] != "a.jsonl"}
+    assert by_source["c.jsonl"]["reason"].startswith("invalid UTF-8")
+    assert by_source["d.parquet"]["location"] == "row 2" and by_source["d.parquet"]["field"] == "messages"
+    assert by_source["e.parquet"]["field"] == "<file>"
+    assert by_source["b.jsonl.gz"]["location"] == "line 2"
+
+
+def test_no_raw_account_ids_after_redaction(ingested):
+    redacted, _ = ingested
+    assert redacted["account"].str.starts_with("acct_").sum() == 0
+    assert redacted["account"].n_unique() == 5 + 1  # good-gz and good-pq share acct_0001

@@ -1,0 +1,213 @@
+"""Facets: schema, prompt, the embedded engine, retries and the Beam dead-letter path."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import polars as pl
+import pytest
+
+from summarize.extract import FacetExtractor, FacetFailure
+from summarize.facets import (
+    TRUNCATION_MARKER,
+    FacetOutput,
+    FacetValidationError,
+    build_prompt,
+    facet_schema,
+    parse_facets,
+    render_transcript,
+)
+from summarize.llm import LLM, JsonRequest, LLMError, LLMSpec, VLLMServerLLM
+
+VALID = {
+    "summary": "The user asked how to sort a list and got an explanation.",
+    "request": "sort a list in Python",
+    "task": "coding",
+    "topic": "python",
+    "concerning": 1,
+    "categories": ["none"],
+}
+CONVERSATION = {
+    "conversation_id": "c1",
+    "account": "p_abc",
+    "timestamp": "2026-11-04T10:00:00Z",
+    "messages": [
+        {"role": "user", "content": "How do I sort a list of tuples by the second element in Python?"},
+        {"role": "assistant", "content": "Use sorted(items, key=lambda t: t[1])."},
+    ],
+}
+
+
+class ScriptedLLM(LLM):
+    """Test double: answers from a fixed script, recording requests."""
+
+    model_id = "test:scripted"
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+        self.requests: list[JsonRequest] = []
+
+    def generate_json(self, request):
+        self.requests.append(request)
+        answer = self.answers.pop(0) if self.answers else "{}"
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"concerning": 7}, "concerning"),
+        ({"concerning": "high"}, "concerning"),
+        ({"task": "gardening"}, "task"),
+        ({"summary": ""}, "summary"),
+        ({"categories": ["xyz"]}, "categories"),
+        ({"categories": ["vcr"] * 5}, "categories"),
+    ],
+)
+def test_invalid_facets_name_the_field(taxonomy, change, field):
+    with pytest.raises(FacetValidationError, match=field):
+        parse_facets(json.dumps({**VALID, **change}), taxonomy)
+
+
+def test_none_category_means_no_category(taxonomy):
+    assert parse_facets(json.dumps(VALID), taxonomy).categories == []
+    both = parse_facets(json.dumps({**VALID, "categories": ["none", "ncr", "ncr"]}), taxonomy)
+    assert both.categories == ["ncr"]
+
+
+def test_invalid_json_is_rejected(taxonomy):
+    with pytest.raises(FacetValidationError, match="invalid JSON"):
+        parse_facets('{"summary": ', taxonomy)
+
+
+def test_schema_constrains_codes_and_score(taxonomy):
+    schema = facet_schema(taxonomy)
+    assert schema["properties"]["concerning"]["enum"] == [1, 2, 3, 4, 5]
+    assert schema["properties"]["categories"]["items"]["enum"] == ["none", *taxonomy.codes]
+    assert set(schema["required"]) == set(FacetOutput.model_fields)
+
+
+def test_prompt_lists_taxonomy_and_ends_with_the_conversation(taxonomy):
+    messages = build_prompt("USER: hello", taxonomy)
+    assert all(c.code in messages[0]["content"] for c in taxonomy.categories)
+    assert messages[-1]["role"] == "user" and "USER: hello" in messages[-1]["content"]
+
+
+@pytest.mark.parametrize("limit", [50, 200])
+def test_truncation_keeps_both_ends(limit):
+    messages = [{"role": "user", "content": "START " + "x" * 1000 + " END"}]
+    text = render_transcript(messages, limit)
+    assert text.startswith("USER: START") and text.endswith("END")
+    assert TRUNCATION_MARKER in text
+    assert len(text) <= limit + len(TRUNCATION_MARKER)
+
+
+def test_retry_then_success(taxonomy):
+    llm = ScriptedLLM(["not json", json.dumps(VALID)])
+    [row] = FacetExtractor(llm, taxonomy, max_attempts=2).extract_many([CONVERSATION])
+    assert isinstance(row, dict) and row["task"] == "coding" and row["language"] == "en"
+    assert [r.attempt for r in llm.requests] == [0, 1]
+    assert llm.requests[1].temperature > 0
+
+
+def test_invalid_output_becomes_failure_with_reason(taxonomy):
+    llm = ScriptedLLM([json.dumps({**VALID, "concerning": 9}), LLMError("timeout")])
+    [failure] = FacetExtractor(llm, taxonomy, max_attempts=2).extract_many([CONVERSATION])
+    assert isinstance(failure, FacetFailure)
+    assert failure.attempts == 2 and "timeout" in failure.reason
+
+
+def test_beam_job_dead_letters_invalid_output(tmp_path, taxonomy):
+    """RunInference with a scripted model: one conversation ok, one dead-lettered with its reason."""
+    from pipelines import summarize as job
+
+    class ScriptedHandler(job.FacetModelHandler):
+        def load_model(self):
+            script = {"good": json.dumps(VALID), "bad": '{"summary": "x"'}
+
+            class ByConversation(LLM):
+                model_id = "test:by-conversation"
+
+                def generate_json(self, request):
+                    return script["bad" if "BROKEN" in request.messages[-1]["content"] else "good"]
+
+            return FacetExtractor(ByConversation(), taxonomy, max_attempts=2)
+
+    import datetime as dt
+
+    rows = [
+        {**CONVERSATION, "conversation_id": "ok", "timestamp": dt.datetime(2026, 11, 4, tzinfo=dt.UTC), "entities": []},
+        {
+            **CONVERSATION,
+            "conversation_id": "broken",
+            "timestamp": dt.datetime(2026, 11, 4, tzinfo=dt.UTC),
+            "messages": [{"role": "user", "content": "BROKEN"}],
+            "entities": [],
+        },
+    ]
+    source = tmp_path / "redacted.parquet"
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipelines.common import REDACTED_SCHEMA
+
+    pq.write_table(pa.Table.from_pylist(rows, schema=REDACTED_SCHEMA), source)
+    import apache_beam as beam
+
+    out, dead = tmp_path / "facets.parquet", tmp_path / "dead.parquet"
+    with beam.Pipeline(options=beam.options.pipeline_options.PipelineOptions(["--runner=FnApiRunner"])) as p:
+        job.build(p, str(source), str(out), str(dead), ScriptedHandler(LLMSpec(), share_across_processes=False))
+    facets, letters = pl.read_parquet(out), pl.read_parquet(dead)
+    assert facets["conversation_id"].to_list() == ["ok"]
+    assert letters["conversation_id"].to_list() == ["broken"]
+    reason = letters["reason"][0]
+    assert reason.startswith("FacetExtractionError: after 2 attempts: invalid model output")
+    assert "BROKEN" not in reason and "Traceback" not in reason
+
+
+def test_vllm_client_payload_retries_and_auth(monkeypatch):
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) == 1:
+            return httpx.Response(503)
+        return httpx.Response(200, json={"choices": [{"message": {"content": json.dumps(VALID)}}]})
+
+    llm = VLLMServerLLM("http://vllm:8000/v1", "qwen", api_key="s3cret", backoff_s=0, transport=httpx.MockTransport(handler))
+    out = llm.generate_json(JsonRequest([{"role": "user", "content": "hi"}], {"type": "object"}))
+    assert json.loads(out) == VALID and len(calls) == 2
+    body = json.loads(calls[-1].content)
+    assert body["response_format"]["type"] == "json_schema" and body["model"] == "qwen"
+    assert calls[-1].headers["authorization"] == "Bearer s3cret"
+
+
+def test_vllm_client_gives_up_with_llm_error():
+    llm = VLLMServerLLM(
+        "http://vllm:8000/v1", "qwen", max_retries=1, backoff_s=0, transport=httpx.MockTransport(lambda r: httpx.Response(500))
+    )
+    with pytest.raises(LLMError, match="after 2 attempts"):
+        llm.generate_json(JsonRequest([{"role": "user", "content": "hi"}], {"type": "object"}))
+
+
+def test_llm_spec_reads_api_key_from_named_env(monkeypatch):
+    monkeypatch.setenv("MY_KEY", "abc")
+    spec = LLMSpec(kind="vllm", base_url="http://x/v1", model="m", api_key_env="MY_KEY")
+    assert "abc" not in json.dumps(spec.describe())
+    assert spec.build()._client.headers["authorization"] == "Bearer abc"
+
+
+@pytest.mark.slow
+def test_embedded_engine_returns_valid_facets(embedded_llm, taxonomy):
+    from tests.conftest import sample_records
+
+    record = next(r for r in sample_records("2026-11-01") if len(json.dumps(r["messages"])) < 1500)
+    conversation = {**record, "account": "p_test"}
+    [row] = FacetExtractor(embedded_llm, taxonomy).extract_many([conversation])
+    assert isinstance(row, dict), row
+    FacetOutput.model_validate({k: row[k] for k in FacetOutput.model_fields})
+    assert row["model_id"] == "embedded:qwen2.5-coder-0.5b-instruct-q4_k_m"
+    assert set(row["categories"]) <= set(taxonomy.codes)
