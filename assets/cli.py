@@ -34,13 +34,18 @@ def day_range(start: str, end: str) -> list[str]:
     return [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
 
 
-def run_days(defs: dg.Definitions, days: list[str], instance: dg.DagsterInstance) -> dict[str, bool]:
+def run_days(
+    defs: dg.Definitions, days: list[str], instance: dg.DagsterInstance, log_level: str = "INFO"
+) -> dict[str, bool]:
     """Execute the daily job for each day in order; returns success per day."""
     job = defs.resolve_job_def("daily_pipeline")
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     results = {}
     for day in days:
         started = time.perf_counter()
-        result = job.execute_in_process(partition_key=day, instance=instance, raise_on_error=False)
+        result = job.execute_in_process(
+            partition_key=day, instance=instance, raise_on_error=False, run_config=run_config
+        )
         results[day] = result.success
         status = "ok" if result.success else "FAILED"
         print(f"[lookout] {day}: {status} in {time.perf_counter() - started:.0f}s (run {result.run_id})", flush=True)
@@ -58,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--start", help="first day (YYYY-MM-DD); default: every day in --input")
     run.add_argument("--end", help="last day (default: --start)")
     run.add_argument("--deployment", default=None, help="resource set (default: $LOOKOUT_DEPLOYMENT or local)")
+    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     args = parser.parse_args(argv)
 
     from assets.definitions import build_definitions
@@ -75,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         args.deployment, paths={"input_dir": args.input, "out_dir": args.out, "state_dir": args.state}
     )
     with dg.DagsterInstance.get() as instance:
-        results = run_days(defs, days, instance)
+        results = run_days(defs, days, instance, args.log_level)
     reports = [Path(args.out) / "reports" / day / "report.html" for day, ok in results.items() if ok]
     for report in reports:
         print(f"[lookout] report: {report.resolve()}")

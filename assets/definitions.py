@@ -16,6 +16,7 @@ from assets.resources import (
     ClusteringConfigResource,
     EmbeddedLLMResource,
     EmbedderResource,
+    FlaggingResource,
     LookoutPaths,
     PrivacyResource,
     RedactionResource,
@@ -25,6 +26,7 @@ from assets.resources import (
 from assets.stages import (
     base_clusters,
     cluster_report,
+    cluster_tracks,
     conversation_facets,
     daily,
     k_anonymity_thresholds,
@@ -50,6 +52,7 @@ def local_resources(
         "embedder": EmbedderResource(),
         "clustering": ClusteringConfigResource(),
         "privacy": PrivacyResource(min_accounts=3, min_conversations=3),
+        "flagging": FlaggingResource(),
         "taxonomy": TaxonomyResource(),
     }
 
@@ -63,8 +66,7 @@ RESOURCES_BY_DEPLOYMENT: dict[str, dict[str, Any]] = {
             state_dir=dg.EnvVar("LOOKOUT_STATE_DIR"),
         ),
         "beam_runner": BeamRunnerResource(
-            runner="PortableRunner",
-            extra_args=["--job_endpoint=localhost:8099", "--environment_type=EXTERNAL", "--environment_config=localhost:50000"],
+            runner=dg.EnvVar("LOOKOUT_BEAM_RUNNER"), options_file=dg.EnvVar("LOOKOUT_BEAM_OPTIONS_FILE")
         ),
         "redaction": RedactionResource(pseudonym_key=dg.EnvVar("LOOKOUT_PSEUDONYM_KEY")),
         "llm": VLLMServerResource(
@@ -74,11 +76,12 @@ RESOURCES_BY_DEPLOYMENT: dict[str, dict[str, Any]] = {
         "embedder": EmbedderResource(),
         "clustering": ClusteringConfigResource(),
         "privacy": PrivacyResource(min_accounts=25, min_conversations=50),
+        "flagging": FlaggingResource(min_conversations=50),
         "taxonomy": TaxonomyResource(),
     },
 }
 
-ASSETS = [redacted_conversations, conversation_facets, base_clusters, released_clusters, cluster_report]
+ASSETS = [redacted_conversations, conversation_facets, base_clusters, released_clusters, cluster_tracks, cluster_report]
 
 daily_pipeline = dg.define_asset_job("daily_pipeline", selection=dg.AssetSelection.assets(*ASSETS), partitions_def=daily)
 daily_schedule = dg.build_schedule_from_partitioned_job(daily_pipeline, hour_of_day=2)

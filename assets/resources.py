@@ -10,8 +10,11 @@ from pydantic import Field, PrivateAttr
 
 from clustering.cluster import ClusterParams
 from clustering.embed import Embedder, SentenceTransformerEmbedder
+from clustering.tracking import FlagRules, TrackingParams
 from privacy.gate import Thresholds
+from privacy.ner import ner_engine_from_name
 from privacy.pseudonym import load_or_create_key
+from privacy.redaction import Redactor
 from summarize.embedded import DEFAULT_MODEL
 from summarize.llm import LLM, LLMSpec
 from summarize.taxonomy import Taxonomy, load_taxonomy
@@ -46,14 +49,23 @@ class LookoutPaths(dg.ConfigurableResource):
 
 
 class BeamRunnerResource(dg.ConfigurableResource):
-    """Beam runner options passed to every Beam job."""
+    """Beam runner options passed to every Beam job.
+
+    ``options_file`` names a file of pipeline-option flags, one per line (see
+    ``infra/beam/*.args``); ``extra_args`` are appended after it.
+    """
 
     runner: str = "FnApiRunner"
+    options_file: str = ""
     extra_args: list[str] = []
 
     def args(self) -> list[str]:
         """Pipeline-option flags."""
-        return [f"--runner={self.runner}", *self.extra_args]
+        from_file: list[str] = []
+        if self.options_file:
+            lines = Path(self.options_file).read_text(encoding="utf-8").splitlines()
+            from_file = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+        return [f"--runner={self.runner}", *from_file, *self.extra_args]
 
 
 class LLMResource(dg.ConfigurableResource, abc.ABC):
@@ -126,6 +138,14 @@ class RedactionResource(dg.ConfigurableResource):
     pseudonym_key: str | None = None
     local_key_file: str | None = None
 
+    _redactor: Redactor | None = PrivateAttr(default=None)
+
+    def redactor(self) -> Redactor:
+        """The redaction engine for this process (for re-scanning report text)."""
+        if self._redactor is None:
+            self._redactor = Redactor(ner_engine_from_name(self.ner_engine))
+        return self._redactor
+
     def key(self) -> bytes:
         """The pseudonym key bytes."""
         return load_or_create_key(self.pseudonym_key, Path(self.local_key_file) if self.local_key_file else None)
@@ -177,6 +197,34 @@ class PrivacyResource(dg.ConfigurableResource):
     def thresholds(self) -> Thresholds:
         """The thresholds."""
         return Thresholds(self.min_accounts, self.min_conversations)
+
+
+class FlaggingResource(dg.ConfigurableResource):
+    """Cross-day tracking and the rules for flagging emerging abuse."""
+
+    min_similarity: float = 0.75
+    window_days: int = 7
+    min_mean_concern: float = 3.0
+    min_share_concerning: float = 0.5
+    min_high_severity_share: float = 0.5
+    growth_alpha: float = 0.05
+    min_growth_ratio: float = 2.0
+    min_conversations: int = 3
+
+    def tracking(self) -> TrackingParams:
+        """Cross-day linking parameters."""
+        return TrackingParams(min_similarity=self.min_similarity, window_days=self.window_days)
+
+    def rules(self) -> FlagRules:
+        """Flag thresholds."""
+        return FlagRules(
+            min_mean_concern=self.min_mean_concern,
+            min_share_concerning=self.min_share_concerning,
+            min_high_severity_share=self.min_high_severity_share,
+            growth_alpha=self.growth_alpha,
+            min_growth_ratio=self.min_growth_ratio,
+            min_conversations=self.min_conversations,
+        )
 
 
 class TaxonomyResource(dg.ConfigurableResource):

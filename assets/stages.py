@@ -6,6 +6,7 @@ under ``state_dir/<day>``; only aggregates are written under ``out_dir``.
 """
 
 
+import datetime as dt
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from assets.resources import (
     BeamRunnerResource,
     ClusteringConfigResource,
     EmbedderResource,
+    FlaggingResource,
     LLMResource,
     LookoutPaths,
     PrivacyResource,
@@ -26,8 +28,10 @@ from assets.resources import (
 from clustering.aggregate import assignments_frame, cluster_table
 from clustering.cluster import cluster_embeddings
 from clustering.naming import ClusterNamer
+from clustering.tracking import centroids, flag_clusters, link_tracks
 from pipelines import ingest_redact, summarize
 from privacy.gate import apply_thresholds, threshold_violations
+from privacy.rescan import rescan_text_columns
 from reporting.html import render_report
 from reporting.tables import (
     category_counts,
@@ -44,9 +48,13 @@ REDACTED = "redacted.parquet"
 INGEST_DEAD = "ingest_dead_letter.parquet"
 FACETS = "facets.parquet"
 FACETS_DEAD = "facets_dead_letter.parquet"
+FACETS_CACHE = "facets_cache.parquet"
 CLUSTERS = "clusters_all.parquet"
 ASSIGNMENTS = "assignments.parquet"
 RELEASED = "released_clusters.parquet"
+CENTROIDS = "centroids.parquet"
+TRACKS = "tracks.parquet"
+FLAGS = "flags.parquet"
 WITHHELD = "withheld_clusters.parquet"
 
 
@@ -131,6 +139,10 @@ def conversation_facets(
     day = context.partition_key
     state = paths.state_for(day)
     started = time.perf_counter()
+    # The previous run's facets are the cache: rows with the same key are not sent to the model again.
+    cache = state / FACETS_CACHE
+    if (state / FACETS).exists():
+        (state / FACETS).replace(cache)
     summarize.run(
         [
             f"--input={state / REDACTED}",
@@ -138,16 +150,21 @@ def conversation_facets(
             f"--dead_letter={state / FACETS_DEAD}",
             f"--llm={json.dumps(asdict(llm.spec()))}",
             f"--taxonomy={taxonomy.taxonomy}",
+            *([f"--cache={cache}"] if cache.exists() else []),
             *beam_runner.args(),
         ]
     )
     facets = pl.read_parquet(state / FACETS)
+    previous = pl.read_parquet(cache, columns=["cache_key"]) if cache.exists() else pl.DataFrame({"cache_key": []})
+    cache_hits = int(facets["cache_key"].is_in(previous["cache_key"].implode()).sum())
+    cache.unlink(missing_ok=True)
     dead = pl.read_parquet(state / FACETS_DEAD)
     seconds = time.perf_counter() - started
     return dg.MaterializeResult(
         metadata={
             "conversations_with_facets": len(facets),
             "facets_dead_lettered": len(dead),
+            "facet_cache_hits": cache_hits,
             "dead_letters_by_reason": dg.MetadataValue.md(_markdown_table(_dead_by_reason(state / FACETS_DEAD))),
             "llm": dg.MetadataValue.json(llm.spec().describe()),
             "seconds": round(seconds, 2),
@@ -184,8 +201,13 @@ def base_clusters(
     )
     assignments = assignments_frame(facets, result.labels, day)
     table = cluster_table(facets, assignments, names, taxonomy.get().codes, day, result.reduced)
+    ids, centres = centroids(vectors, result.labels)
     write_parquet_atomic(assignments, state / ASSIGNMENTS)
     write_parquet_atomic(table, state / CLUSTERS)
+    write_parquet_atomic(
+        pl.DataFrame({"cluster_id": ids, "centroid": centres.tolist()}, schema={"cluster_id": pl.Int64, "centroid": pl.List(pl.Float64)}),
+        state / CENTROIDS,
+    )
     return dg.MaterializeResult(
         metadata={
             "conversations": len(facets),
@@ -199,14 +221,15 @@ def base_clusters(
 
 @dg.asset(partitions_def=daily, group_name="lookout", deps=[base_clusters], kinds={"privacy"})
 def released_clusters(
-    context: dg.AssetExecutionContext, paths: LookoutPaths, privacy: PrivacyResource
+    context: dg.AssetExecutionContext, paths: LookoutPaths, privacy: PrivacyResource, redaction: RedactionResource
 ) -> dg.MaterializeResult:
-    """Clusters that meet the aggregation thresholds; the rest are withheld (audit table, no text)."""
+    """Clusters that meet the aggregation thresholds, with names re-scanned for PII; the rest are withheld."""
     day = context.partition_key
     state = paths.state_for(day)
     released, withheld = apply_thresholds(
         pl.read_parquet(state / CLUSTERS), pl.read_parquet(state / ASSIGNMENTS), privacy.thresholds()
     )
+    released, rescan_hits = rescan_text_columns(released, ["title", "description"], redaction.redactor())
     write_parquet_atomic(released, state / RELEASED)
     write_parquet_atomic(withheld.with_columns(pl.lit(day).alias("day"), pl.lit("threshold").alias("layer")), state / WITHHELD)
     by_reason = withheld.group_by("reason").agg(pl.len().alias("clusters")).sort("reason")
@@ -215,6 +238,8 @@ def released_clusters(
             "released": len(released),
             "withheld": len(withheld),
             "withheld_by_reason": dg.MetadataValue.md(_markdown_table(by_reason)),
+            "pii_rescan_hits": sum(rescan_hits.values()),
+            "pii_rescan_hits_by_type": dg.MetadataValue.json(dict(rescan_hits)),
             "min_accounts": privacy.min_accounts,
             "min_conversations": privacy.min_conversations,
         }
@@ -244,7 +269,67 @@ def k_anonymity_thresholds(
     )
 
 
-@dg.asset(partitions_def=daily, group_name="lookout", deps=[released_clusters], kinds={"polars", "html"})
+def _history(paths: LookoutPaths, day: str, window_days: int) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Tracks of the earlier days in the window that have been processed, and their totals."""
+    first = dt.date.fromisoformat(day)
+    frames, totals = [], {}
+    for back in range(window_days, 0, -1):
+        earlier = (first - dt.timedelta(days=back)).isoformat()
+        path = Path(paths.state_dir) / earlier / TRACKS
+        if path.exists():
+            frame = pl.read_parquet(path)
+            totals[earlier] = int(frame["day_total"][0]) if len(frame) else 0
+            frames.append(frame)
+    history = pl.concat(frames) if frames else pl.DataFrame()
+    return history, totals
+
+
+@dg.asset(
+    partitions_def=daily,
+    group_name="lookout",
+    deps=[
+        base_clusters,
+        dg.AssetDep("cluster_tracks", partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)),
+    ],
+    kinds={"scipy"},
+)
+def cluster_tracks(
+    context: dg.AssetExecutionContext, paths: LookoutPaths, flagging: FlaggingResource, taxonomy: TaxonomyResource
+) -> dg.MaterializeResult:
+    """Link today's clusters to earlier days' and flag new or fast-growing high-concern clusters.
+
+    Depends on the previous day's partition, so a backfill runs days in order and
+    gives the same flags as running the days one by one.
+    """
+    day = context.partition_key
+    state = paths.state_for(day)
+    clusters = pl.read_parquet(state / CLUSTERS)
+    centres = pl.read_parquet(state / CENTROIDS)
+    day_total = len(pl.read_parquet(state / ASSIGNMENTS, columns=["cluster_id"]))
+    history, totals = _history(paths, day, flagging.window_days)
+    today = np.asarray(centres["centroid"].to_list(), dtype=float) if len(centres) else np.zeros((0, 0))
+    tracks = link_tracks(day, centres["cluster_id"].to_list(), today, history, flagging.tracking())
+    flags = flag_clusters(
+        clusters, tracks, history, day_total, totals, taxonomy.get().severity_by_code(), flagging.rules()
+    )
+    stored = (
+        tracks.join(clusters.select("cluster_id", "conversations"), on="cluster_id")
+        .join(centres, on="cluster_id")
+        .with_columns(pl.lit(day).alias("day"), pl.lit(day_total).alias("day_total"))
+    )
+    write_parquet_atomic(stored, state / TRACKS)
+    write_parquet_atomic(flags, state / FLAGS)
+    return dg.MaterializeResult(
+        metadata={
+            "clusters": len(tracks),
+            "new_clusters": int(tracks["is_new"].sum()) if len(tracks) else 0,
+            "flagged_clusters": int(flags["flagged"].sum()) if len(flags) else 0,
+            "history_days": len(totals),
+        }
+    )
+
+
+@dg.asset(partitions_def=daily, group_name="lookout", deps=[released_clusters, cluster_tracks], kinds={"polars", "html"})
 def cluster_report(
     context: dg.AssetExecutionContext,
     paths: LookoutPaths,
@@ -257,7 +342,9 @@ def cluster_report(
     out = paths.report_for(day)
     tax = taxonomy.get()
     released = pl.read_parquet(state / RELEASED)
-    clusters = report_clusters(released)
+    flags = pl.read_parquet(state / FLAGS)
+    clusters = report_clusters(released, flags)
+    flagged_withheld = int(flags.filter(pl.col("flagged") & ~pl.col("cluster_id").is_in(released["cluster_id"].implode()))["flagged"].len())
     categories = category_counts(released, tax.codes)
     ingest_dead = pl.read_parquet(state / INGEST_DEAD)
     facets_dead = pl.read_parquet(state / FACETS_DEAD)
@@ -277,6 +364,8 @@ def cluster_report(
         "noise_conversations": int((assignments["cluster_id"] == -1).sum()),
         "clusters_released": len(released),
         "clusters_withheld": len(withheld),
+        "clusters_flagged": int(clusters["flagged"].sum()),
+        "flagged_clusters_withheld": flagged_withheld,
         "conversations_in_released_clusters": int(released["conversations"].sum()) if len(released) else 0,
     }
     dead_reasons = pl.concat([_dead_by_reason(state / INGEST_DEAD), _dead_by_reason(state / FACETS_DEAD)]).select("stage", "reason", "records")
@@ -286,6 +375,7 @@ def cluster_report(
     html = render_report(
         day, clusters, categories, tax, summary, dead_reasons, entities,
         min_accounts=privacy.min_accounts, min_conversations=privacy.min_conversations,
+        flagged_withheld=flagged_withheld,
     )
     write_atomic(html, out / "report.html")
     top = clusters.head(10).select("title", "conversations", "unique_accounts", "mean_concern")

@@ -50,6 +50,7 @@ FACETS_SCHEMA = pa.schema(
         ("turns", pa.int64()),
         ("model_id", pa.string()),
         ("prompt_version", pa.string()),
+        ("cache_key", pa.string()),
     ]
 )
 

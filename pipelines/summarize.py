@@ -18,11 +18,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 from apache_beam.testing.test_pipeline import TestPipeline
 
 from pipelines.common import DEAD_LETTER_SCHEMA, FACETS_SCHEMA, split_args, write_parquet
-from summarize.extract import FacetExtractor, FacetFailure
+from summarize.extract import FacetExtractor, FacetFailure, facet_cache_key
 from summarize.llm import LLMSpec
 from summarize.taxonomy import DEFAULT_TAXONOMY, load_taxonomy
 
@@ -122,12 +123,58 @@ def _failed_batch_rows(failed: tuple[Sequence[Any], Exception]) -> Iterable[dict
         yield dead_letter_row((element, exc))
 
 
-def build(p: beam.Pipeline, input_path: str, output: str, dead_letter: str, handler: FacetModelHandler) -> None:
-    """Add the facet extraction steps to ``p``."""
+class SplitByCache(beam.DoFn):
+    """Route conversations whose facets are cached to the main output, the rest to ``miss``."""
+
+    MISS = "miss"
+
+    def __init__(self, model_id: str, taxonomy: str):
+        self.model_id = model_id
+        self.taxonomy_name = taxonomy
+        self.hits = Metrics.counter("lookout_facets", "cache_hits")
+        self.misses = Metrics.counter("lookout_facets", "cache_misses")
+
+    def setup(self) -> None:
+        """Load the taxonomy once per worker."""
+        self.taxonomy = load_taxonomy(self.taxonomy_name)
+
+    def process(self, row: dict, cache: dict[str, dict]) -> Iterable[Any]:
+        """Yield the cached facet row (with this row's account and time) or the row itself as a miss."""
+        key = facet_cache_key(row["messages"], self.model_id, self.taxonomy)
+        cached = cache.get(key)
+        if cached is None:
+            self.misses.inc()
+            yield beam.pvalue.TaggedOutput(self.MISS, row)
+            return
+        self.hits.inc()
+        yield {**cached, "conversation_id": row["conversation_id"], "account": row["account"], "timestamp": row["timestamp"]}
+
+
+def build(
+    p: beam.Pipeline,
+    input_path: str,
+    output: str,
+    dead_letter: str,
+    handler: FacetModelHandler,
+    cache_path: str | None = None,
+) -> None:
+    """Add the facet extraction steps to ``p``; ``cache_path`` holds earlier facets to reuse."""
     rows = p | "Read" >> beam.io.ReadFromParquet(input_path)
+    if cache_path:
+        cache = (
+            p
+            | "ReadCache" >> beam.io.ReadFromParquet(cache_path)
+            | "CacheByKey" >> beam.Map(lambda r: (r["cache_key"], r))
+        )
+        split = rows | "SplitByCache" >> beam.ParDo(
+            SplitByCache(handler.llm.model_id, handler.taxonomy), cache=beam.pvalue.AsDict(cache)
+        ).with_outputs(SplitByCache.MISS, main="hit")
+        cached, rows = split.hit, split[SplitByCache.MISS]
     main, dlq = (
         rows | "Facets" >> RunInference(handler.with_postprocess_fn(facets_or_raise)).with_exception_handling()
     )
+    if cache_path:
+        main = (main, cached) | "WithCached" >> beam.Flatten()
     failures = [
         dlq.failed_inferences | "BatchDead" >> beam.FlatMap(_failed_batch_rows),
         *[pc | f"PreDead{i}" >> beam.Map(dead_letter_row) for i, pc in enumerate(dlq.failed_preprocessing)],
@@ -146,12 +193,13 @@ def run(argv: Sequence[str] | None = None, test_pipeline: beam.Pipeline | None =
     parser.add_argument("--llm", default="{}", help='LLMSpec as JSON, e.g. {"kind": "vllm", ...}')
     parser.add_argument("--taxonomy", default=DEFAULT_TAXONOMY)
     parser.add_argument("--max_batch_size", type=int, default=8)
+    parser.add_argument("--cache", default="", help="earlier facets .parquet whose rows are reused by cache key")
     args, options = split_args(parser, argv)
     handler = FacetModelHandler(
         LLMSpec(**json.loads(args.llm)), args.taxonomy, max_batch_size=args.max_batch_size
     )
     pipeline = test_pipeline or beam.Pipeline(options=options)
-    build(pipeline, args.input, args.output, args.dead_letter, handler)
+    build(pipeline, args.input, args.output, args.dead_letter, handler, args.cache or None)
     result = pipeline.run()
     if not isinstance(pipeline, TestPipeline):
         result.wait_until_finish()

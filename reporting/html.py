@@ -44,10 +44,17 @@ th{font-size:12px;text-transform:uppercase;color:#5a6478}
 {% if entities %}<h2 style="margin-top:16px">Redacted entities by type</h2><div>
 {% for e in entities %}<span class="cat">{{ e.entity_type }}: {{ e.count }}</span>{% endfor %}</div>{% endif %}
 </section>
+<section id="flags"><h2>Flagged: emerging high-concern clusters ({{ flagged|length }})</h2>
+{% if flagged %}<table><tr><th>Cluster</th><th>Conversations</th><th>Accounts</th><th>Why flagged</th></tr>
+{% for c in flagged %}<tr class="flagged" data-cluster-id="{{ c.cluster_id }}"><td><b>{{ c.title }}</b><br><span class="muted">{{ c.description }}</span></td>
+<td>{{ c.conversations }}</td><td>{{ c.unique_accounts }}</td><td><ul>{% for r in c.reasons %}<li>{{ r }}</li>{% endfor %}</ul></td></tr>{% endfor %}</table>
+{% else %}<p class="muted">No released cluster was flagged today.</p>{% endif %}
+{% if flagged_withheld %}<p class="note">{{ flagged_withheld }} flagged cluster(s) were below the privacy thresholds and are not shown.</p>{% endif %}
+</section>
 <section id="clusters"><h2>Released clusters ({{ clusters|length }})</h2>
 {% if clusters %}<table><tr><th>Cluster</th><th>Conversations</th><th>Accounts</th><th>Mean concern</th><th>Safety categories</th></tr>
 {% for c in clusters %}<tr class="cluster" data-cluster-id="{{ c.cluster_id }}">
-<td><b>{{ c.title }}</b><br><span class="muted">{{ c.description }}</span><br><span class="note">task: {{ c.top_task }}</span></td>
+<td><b>{{ c.title }}</b>{% if c.flagged %} <span class="cat c5">flagged</span>{% endif %}{% if c.is_new %} <span class="cat">new</span>{% endif %}<br><span class="muted">{{ c.description }}</span><br><span class="note">task: {{ c.top_task }}</span></td>
 <td>{{ c.conversations }}<div class="bar"><i style="width:{{ (100 * c.conversations / max_size)|round(1) }}%"></i></div></td>
 <td>{{ c.unique_accounts }}</td>
 <td class="c{{ c.mean_concern|round|int }}">{{ '%.2f'|format(c.mean_concern) }}<br><span class="note">{{ (100 * c.share_concerning)|round|int }}% at 4+</span></td>
@@ -76,6 +83,7 @@ def render_report(
     *,
     min_accounts: int,
     min_conversations: int,
+    flagged_withheld: int = 0,
 ) -> str:
     """Render the day's report from released aggregates only."""
     names = {c.code: c.name for c in taxonomy.categories}
@@ -96,6 +104,8 @@ def render_report(
     return _template.render(
         day=day,
         clusters=rows,
+        flagged=[r for r in rows if r.get("flagged")],
+        flagged_withheld=flagged_withheld,
         max_size=max([r["conversations"] for r in rows] or [1]),
         taxonomy=taxonomy,
         category_totals=totals,

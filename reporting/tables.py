@@ -27,9 +27,25 @@ REPORT_CLUSTER_COLUMNS = [
 ]
 
 
-def report_clusters(released: pl.DataFrame) -> pl.DataFrame:
-    """The released clusters as published (no ids of people, no member text)."""
-    return released.select(REPORT_CLUSTER_COLUMNS).sort("conversations", descending=True)
+FLAG_COLUMNS = ["track_id", "is_new", "growth_ratio", "flagged", "reasons"]
+
+
+def report_clusters(released: pl.DataFrame, flags: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The released clusters as published (no ids of people, no member text), flagged first."""
+    table = released.select(REPORT_CLUSTER_COLUMNS)
+    if flags is None or flags.is_empty():
+        table = table.with_columns(
+            pl.lit(None, pl.Utf8).alias("track_id"),
+            pl.lit(None, pl.Boolean).alias("is_new"),
+            pl.lit(None, pl.Float64).alias("growth_ratio"),
+            pl.lit(False).alias("flagged"),
+            pl.lit([], pl.List(pl.Utf8)).alias("reasons"),
+        )
+    else:
+        table = table.join(flags.select("cluster_id", *FLAG_COLUMNS), on="cluster_id", how="left").with_columns(
+            pl.col("flagged").fill_null(False), pl.col("reasons").fill_null([])
+        )
+    return table.sort(["flagged", "conversations"], descending=[True, True])
 
 
 def category_counts(released: pl.DataFrame, taxonomy_codes: Sequence[str]) -> pl.DataFrame:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -18,6 +20,25 @@ from summarize.facets import (
 )
 from summarize.llm import LLM, JsonRequest, LLMError
 from summarize.taxonomy import Taxonomy
+
+
+def facet_cache_key(messages: Sequence[dict[str, Any]], model_id: str, taxonomy: Taxonomy) -> str:
+    """Key of a conversation's facets: its redacted text, the prompt version, the model and taxonomy.
+
+    Any change to the prompt, the model or the taxonomy gives new keys, so stale
+    facets are never reused.
+    """
+    payload = json.dumps(
+        {
+            "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
+            "prompt": PROMPT_VERSION,
+            "model": model_id,
+            "taxonomy": taxonomy.prompt_block(),
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -118,4 +139,5 @@ class FacetExtractor:
             "turns": sum(1 for m in conversation["messages"] if m["role"] == "user"),
             "model_id": self.llm.model_id,
             "prompt_version": PROMPT_VERSION,
+            "cache_key": facet_cache_key(conversation["messages"], self.llm.model_id, self.taxonomy),
         }

@@ -83,6 +83,15 @@ class LLMSpec:
     timeout_s: float = 120.0
     max_retries: int = 4
 
+    @property
+    def model_id(self) -> str:
+        """The id of the model the backend will serve (part of the facet cache key)."""
+        if self.kind == "embedded":
+            from summarize.embedded import DEFAULT_MODEL
+
+            return f"embedded:{self.model or DEFAULT_MODEL}"
+        return f"{self.kind}:{self.model}"
+
     def build(self) -> LLM:
         """Create the backend this spec names."""
         if self.kind == "embedded":

@@ -42,6 +42,10 @@ class Taxonomy(BaseModel):
         """Category codes in file order."""
         return [c.code for c in self.categories]
 
+    def severity_by_code(self) -> dict[str, str]:
+        """Each category's severity by code."""
+        return {c.code: c.severity for c in self.categories}
+
     def prompt_block(self) -> str:
         """The categories as the facet prompt lists them."""
         return "\n".join(f"- {c.code}: {c.name}. {c.definition}" for c in self.categories)

@@ -24,7 +24,7 @@ def test_definitions_load(deployment):
     defs = build_definitions(deployment)
     job = defs.resolve_job_def("daily_pipeline")
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert keys == {"redacted_conversations", "conversation_facets", "base_clusters", "released_clusters", "cluster_report"}
+    assert keys == {"redacted_conversations", "conversation_facets", "base_clusters", "released_clusters", "cluster_tracks", "cluster_report"}
     assert job.partitions_def is not None
     checks = list(defs.resolve_asset_graph().asset_check_keys)
     assert [c.name for c in checks] == ["k_anonymity_thresholds"]
@@ -66,6 +66,10 @@ def synthetic_state(state_dir, accounts_per_cluster):
     table = cluster_table(facets, assignments, names, codes, DAY)
     assignments.write_parquet(day_state / stages.ASSIGNMENTS)
     table.write_parquet(day_state / stages.CLUSTERS)
+    ids = list(range(len(accounts_per_cluster)))
+    pl.DataFrame(
+        {"cluster_id": ids, "centroid": np.eye(len(ids), 8).tolist()}, schema={"cluster_id": pl.Int64, "centroid": pl.List(pl.Float64)}
+    ).write_parquet(day_state / stages.CENTROIDS)
     pl.DataFrame({"entities": [[{"entity_type": "PERSON", "count": 1}]] * len(rows)}).write_parquet(day_state / stages.REDACTED)
     empty_dead = pl.DataFrame(schema={c: pl.Utf8 for c in ["stage", "source", "location", "conversation_id", "field", "reason"]})
     empty_dead.write_parquet(day_state / stages.INGEST_DEAD)
@@ -81,10 +85,9 @@ def gate_resources(tmp_path):
 def test_gate_withholds_small_cluster_from_report(tmp_path):
     synthetic_state(tmp_path / "state", accounts_per_cluster=[5, 2, 4])  # cluster 1 has 2 accounts
     result = dg.materialize(
-        [stages.released_clusters, stages.k_anonymity_thresholds, stages.cluster_report],
+        [stages.released_clusters, stages.k_anonymity_thresholds, stages.cluster_tracks, stages.cluster_report],
         partition_key=DAY,
         resources=gate_resources(tmp_path),
-        selection=["released_clusters", "cluster_report"],
     )
     assert result.success
     [check] = result.get_asset_check_evaluations()
@@ -104,7 +107,7 @@ def test_failing_gate_check_blocks_the_report(tmp_path, monkeypatch):
 
     monkeypatch.setattr(stages, "apply_thresholds", broken_gate)
     result = dg.materialize(
-        [stages.released_clusters, stages.k_anonymity_thresholds, stages.cluster_report],
+        [stages.released_clusters, stages.k_anonymity_thresholds, stages.cluster_tracks, stages.cluster_report],
         partition_key=DAY,
         resources=gate_resources(tmp_path),
         raise_on_error=False,

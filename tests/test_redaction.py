@@ -90,3 +90,15 @@ def test_local_key_file_is_created_once(tmp_path):
     assert load_or_create_key(None, path) == key
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     assert load_or_create_key("from-env-" + "x" * 32, path) != key
+
+
+def test_rescan_rewrites_report_text(redactor):
+    import polars as pl
+
+    from privacy.rescan import rescan_text_columns
+
+    frame = pl.DataFrame({"title": ["Help for John Smith", "Fix bugs in web applications"], "description": ["Mail jane@x.org", None]})
+    out, hits = rescan_text_columns(frame, ["title", "description"], redactor)
+    assert out["title"].to_list() == ["Help for <PERSON>", "Fix bugs in web applications"]
+    assert out["description"].to_list() == ["Mail <EMAIL_ADDRESS>", None]
+    assert hits == {"PERSON": 1, "EMAIL_ADDRESS": 1}

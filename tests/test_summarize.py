@@ -120,52 +120,88 @@ def test_invalid_output_becomes_failure_with_reason(taxonomy):
     assert failure.attempts == 2 and "timeout" in failure.reason
 
 
-def test_beam_job_dead_letters_invalid_output(tmp_path, taxonomy):
-    """RunInference with a scripted model: one conversation ok, one dead-lettered with its reason."""
-    from pipelines import summarize as job
+MODEL_CALLS: list[str] = []
 
-    class ScriptedHandler(job.FacetModelHandler):
-        def load_model(self):
-            script = {"good": json.dumps(VALID), "bad": '{"summary": "x"'}
 
-            class ByConversation(LLM):
-                model_id = "test:by-conversation"
+class ByConversationLLM(LLM):
+    """Test double: valid facets, except for conversations containing BROKEN."""
 
-                def generate_json(self, request):
-                    return script["bad" if "BROKEN" in request.messages[-1]["content"] else "good"]
+    model_id = "embedded:qwen2.5-coder-0.5b-instruct-q4_k_m"  # the id LLMSpec() reports, for cache keys
 
-            return FacetExtractor(ByConversation(), taxonomy, max_attempts=2)
+    def generate_json(self, request):
+        MODEL_CALLS.append(request.messages[-1]["content"])
+        return '{"summary": "x"' if "BROKEN" in request.messages[-1]["content"] else json.dumps(VALID)
 
+
+class ScriptedHandler:
+    """Builds a FacetModelHandler whose model is the test double (no weights loaded)."""
+
+    @staticmethod
+    def make():
+        from pipelines import summarize as job
+        from summarize.taxonomy import load_taxonomy
+
+        class Handler(job.FacetModelHandler):
+            def load_model(self):
+                return FacetExtractor(ByConversationLLM(), load_taxonomy(), max_attempts=2)
+
+        return Handler(LLMSpec(), share_across_processes=False)
+
+
+def _redacted_rows():
     import datetime as dt
 
-    rows = [
-        {**CONVERSATION, "conversation_id": "ok", "timestamp": dt.datetime(2026, 11, 4, tzinfo=dt.UTC), "entities": []},
-        {
-            **CONVERSATION,
-            "conversation_id": "broken",
-            "timestamp": dt.datetime(2026, 11, 4, tzinfo=dt.UTC),
-            "messages": [{"role": "user", "content": "BROKEN"}],
-            "entities": [],
-        },
+    ts = dt.datetime(2026, 11, 4, tzinfo=dt.UTC)
+    return [
+        {**CONVERSATION, "conversation_id": "ok", "timestamp": ts, "entities": [], "dropped_parts": 0},
+        {**CONVERSATION, "conversation_id": "broken", "timestamp": ts, "messages": [{"role": "user", "content": "BROKEN"}], "entities": [], "dropped_parts": 0},
     ]
-    source = tmp_path / "redacted.parquet"
+
+
+def _run_job(tmp_path, name, cache=None):
+    import apache_beam as beam
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from pipelines import summarize as job
     from pipelines.common import REDACTED_SCHEMA
 
-    pq.write_table(pa.Table.from_pylist(rows, schema=REDACTED_SCHEMA), source)
-    import apache_beam as beam
-
-    out, dead = tmp_path / "facets.parquet", tmp_path / "dead.parquet"
+    source = tmp_path / "redacted.parquet"
+    pq.write_table(pa.Table.from_pylist(_redacted_rows(), schema=REDACTED_SCHEMA), source)
+    out, dead = tmp_path / f"{name}.parquet", tmp_path / f"{name}_dead.parquet"
     with beam.Pipeline(options=beam.options.pipeline_options.PipelineOptions(["--runner=FnApiRunner"])) as p:
-        job.build(p, str(source), str(out), str(dead), ScriptedHandler(LLMSpec(), share_across_processes=False))
-    facets, letters = pl.read_parquet(out), pl.read_parquet(dead)
+        job.build(p, str(source), str(out), str(dead), ScriptedHandler.make(), str(cache) if cache else None)
+    return pl.read_parquet(out), pl.read_parquet(dead)
+
+
+def test_beam_job_dead_letters_invalid_output(tmp_path):
+    """RunInference with a scripted model: one conversation ok, one dead-lettered with its reason."""
+    facets, letters = _run_job(tmp_path, "facets")
     assert facets["conversation_id"].to_list() == ["ok"]
     assert letters["conversation_id"].to_list() == ["broken"]
     reason = letters["reason"][0]
     assert reason.startswith("FacetExtractionError: after 2 attempts: invalid model output")
     assert "BROKEN" not in reason and "Traceback" not in reason
+
+
+def test_facet_cache_skips_the_model_on_rerun(tmp_path):
+    first, _ = _run_job(tmp_path, "first")
+    MODEL_CALLS.clear()
+    second, letters = _run_job(tmp_path, "second", cache=tmp_path / "first.parquet")
+    assert second.drop("timestamp").equals(first.drop("timestamp"))
+    assert all("BROKEN" in call for call in MODEL_CALLS)  # only the uncached conversation went to the model
+    assert letters["conversation_id"].to_list() == ["broken"]
+
+
+def test_cache_key_changes_with_prompt_model_and_text(taxonomy, monkeypatch):
+    from summarize import extract
+
+    key = extract.facet_cache_key(CONVERSATION["messages"], "m1", taxonomy)
+    assert key == extract.facet_cache_key(json.loads(json.dumps(CONVERSATION["messages"])), "m1", taxonomy)
+    assert key != extract.facet_cache_key(CONVERSATION["messages"], "m2", taxonomy)
+    assert key != extract.facet_cache_key([{"role": "user", "content": "other"}], "m1", taxonomy)
+    monkeypatch.setattr(extract, "PROMPT_VERSION", "facets-v999")
+    assert key != extract.facet_cache_key(CONVERSATION["messages"], "m1", taxonomy)
 
 
 def test_vllm_client_payload_retries_and_auth(monkeypatch):

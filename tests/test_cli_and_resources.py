@@ -1,0 +1,52 @@
+"""The lookout CLI's day selection and resource configuration."""
+
+from __future__ import annotations
+
+import pytest
+
+from assets.cli import day_range, days_in
+from assets.resources import BeamRunnerResource
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "days"),
+    [
+        ("2026-11-01", "2026-11-01", ["2026-11-01"]),
+        ("2026-10-30", "2026-11-02", ["2026-10-30", "2026-10-31", "2026-11-01", "2026-11-02"]),
+    ],
+)
+def test_day_range(start, end, days):
+    assert day_range(start, end) == days
+
+
+def test_day_range_rejects_reversed():
+    with pytest.raises(ValueError, match="before"):
+        day_range("2026-11-02", "2026-11-01")
+
+
+def test_days_in_lists_only_day_folders(tmp_path):
+    for name in ["2026-11-02", "2026-11-01", "notes", "2026-11"]:
+        (tmp_path / name).mkdir()
+    (tmp_path / "2026-11-03").write_text("a file, not a day")
+    assert days_in(tmp_path) == ["2026-11-01", "2026-11-02"]
+
+
+def test_beam_options_file(tmp_path):
+    args_file = tmp_path / "runner.args"
+    args_file.write_text("# comment\n--job_endpoint=localhost:8099\n\n--environment_type=LOOPBACK\n")
+    resource = BeamRunnerResource(runner="PortableRunner", options_file=str(args_file), extra_args=["--x=1"])
+    assert resource.args() == ["--runner=PortableRunner", "--job_endpoint=localhost:8099", "--environment_type=LOOPBACK", "--x=1"]
+
+
+def test_missing_input_day_fails_with_path(tmp_path):
+    import dagster as dg
+
+    from assets.definitions import build_definitions
+
+    defs = build_definitions("local", paths={"input_dir": str(tmp_path), "out_dir": str(tmp_path / "o"), "state_dir": str(tmp_path / "s")})
+    result = defs.resolve_job_def("daily_pipeline").execute_in_process(
+        partition_key="2026-11-09", instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+    )
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    assert str(tmp_path / "2026-11-09") in failure.step_failure_data.error.message
