@@ -51,7 +51,10 @@ def local_resources(
         "llm": EmbeddedLLMResource(),
         "embedder": EmbedderResource(),
         "clustering": ClusteringConfigResource(),
-        "privacy": PrivacyResource(min_accounts=3, min_conversations=3),
+        # The sample's clusters are tiny: a weak budget and tight bounds keep noisy counts readable.
+        "privacy": PrivacyResource(
+            min_accounts=3, min_conversations=3, dp_epsilon=8.0, dp_max_clusters_per_account=2, dp_max_conversations_per_account=2
+        ),
         "flagging": FlaggingResource(),
         "taxonomy": TaxonomyResource(),
     }

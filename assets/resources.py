@@ -11,6 +11,7 @@ from pydantic import Field, PrivateAttr
 from clustering.cluster import ClusterParams
 from clustering.embed import Embedder, SentenceTransformerEmbedder
 from clustering.tracking import FlagRules, TrackingParams
+from privacy.dp import DPConfig
 from privacy.gate import Thresholds
 from privacy.ner import ner_engine_from_name
 from privacy.pseudonym import load_or_create_key
@@ -193,10 +194,21 @@ class PrivacyResource(dg.ConfigurableResource):
 
     min_accounts: int = 5
     min_conversations: int = 5
+    dp_epsilon: float | None = Field(
+        default=1.0, description="Daily budget for differentially private published counts; None publishes exact counts."
+    )
+    dp_max_clusters_per_account: int = 4
+    dp_max_conversations_per_account: int = 5
 
     def thresholds(self) -> Thresholds:
         """The thresholds."""
         return Thresholds(self.min_accounts, self.min_conversations)
+
+    def dp(self) -> DPConfig | None:
+        """The DP configuration, or None when published counts are exact."""
+        if self.dp_epsilon is None:
+            return None
+        return DPConfig(self.dp_epsilon, self.dp_max_clusters_per_account, self.dp_max_conversations_per_account)
 
 
 class FlaggingResource(dg.ConfigurableResource):

@@ -30,6 +30,7 @@ from clustering.cluster import cluster_embeddings
 from clustering.naming import ClusterNamer
 from clustering.tracking import centroids, flag_clusters, link_tracks
 from pipelines import ingest_redact, summarize
+from privacy.dp import dp_cluster_counts
 from privacy.gate import apply_thresholds, threshold_violations
 from privacy.rescan import rescan_text_columns
 from reporting.html import render_report
@@ -342,6 +343,14 @@ def cluster_report(
     out = paths.report_for(day)
     tax = taxonomy.get()
     released = pl.read_parquet(state / RELEASED)
+    dp_config = privacy.dp()
+    epsilon_spent = None
+    if dp_config is not None and len(released):
+        members = pl.read_parquet(state / ASSIGNMENTS).join(
+            pl.read_parquet(state / FACETS, columns=["conversation_id", "concerning", "categories"]), on="conversation_id"
+        )
+        noisy, epsilon_spent = dp_cluster_counts(members, released["cluster_id"].to_list(), tax.codes, dp_config, salt=day)
+        released = released.drop(noisy.columns[1:], strict=False).join(noisy, on="cluster_id")
     flags = pl.read_parquet(state / FLAGS)
     clusters = report_clusters(released, flags)
     flagged_withheld = int(flags.filter(pl.col("flagged") & ~pl.col("cluster_id").is_in(released["cluster_id"].implode()))["flagged"].len())
@@ -376,6 +385,7 @@ def cluster_report(
         day, clusters, categories, tax, summary, dead_reasons, entities,
         min_accounts=privacy.min_accounts, min_conversations=privacy.min_conversations,
         flagged_withheld=flagged_withheld,
+        dp_epsilon=epsilon_spent,
     )
     write_atomic(html, out / "report.html")
     top = clusters.head(10).select("title", "conversations", "unique_accounts", "mean_concern")
@@ -383,6 +393,7 @@ def cluster_report(
         metadata={
             "report": dg.MetadataValue.path(str(out / "report.html")),
             "clusters_released": len(clusters),
+            "dp_epsilon_spent": epsilon_spent if epsilon_spent is not None else "exact counts (DP off)",
             "top_clusters": dg.MetadataValue.md(_markdown_table(top.with_columns(pl.col("mean_concern").round(2)))),
         }
     )

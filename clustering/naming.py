@@ -9,11 +9,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from summarize.llm import LLM, JsonRequest, LLMError
 
-NAMING_PROMPT_VERSION = "names-v1"
+NAMING_PROMPT_VERSION = "names-v2"
+
+
+GENERIC_TITLE_WORDS = ("group", "cluster", "conversation", "assistant", "ai-assistant", "chat")
 
 
 class ClusterName(BaseModel):
@@ -27,16 +30,43 @@ class ClusterName(BaseModel):
     )
 
 
+    @field_validator("title")
+    @classmethod
+    def _specific(cls, value: str) -> str:
+        words = value.lower()
+        generic = [w for w in GENERIC_TITLE_WORDS if w in words]
+        if generic:
+            raise ValueError(f"title is generic (mentions {generic[0]!r}); name the shared subject instead")
+        return " ".join(value.split())
+
+
 SCHEMA = {**ClusterName.model_json_schema(), "additionalProperties": False}
 SCHEMA["required"] = ["title", "description"]
 
 SYSTEM = """\
-You name groups of AI-assistant conversations for an aggregate usage report. You see \
-short summaries of conversations inside the group and, for contrast, from nearby \
-groups. Describe what the group has in common that distinguishes it from the others. \
-Do not quote any single summary and do not include names, places, numbers or other \
-specific details. Answer with a JSON object with "title" (a short imperative phrase) \
-and "description" (one sentence)."""
+You write titles for an aggregate usage report. You see short summaries of requests \
+that share a subject and, for contrast, summaries of other requests. Say what the \
+shared subject is, specifically enough to tell it apart from the others. Do not quote \
+any single summary and do not include names, places, numbers or other specific details. \
+Answer with a JSON object with "title" (a short imperative phrase naming the subject, \
+2 to 8 words) and "description" (one sentence)."""
+
+EXAMPLE_USER = """\
+Summaries that share a subject:
+- The user asked why their pandas script fails on missing values and got a fix.
+- The user wanted to speed up a Python loop over a large CSV file.
+- The user asked how to merge two dataframes without duplicate rows.
+
+Summaries of other requests (not this subject):
+- The user asked for a weekly meal plan.
+
+Write the title and description."""
+EXAMPLE_ANSWER = json.dumps(
+    {
+        "title": "Fix and speed up Python data-processing scripts",
+        "description": "Users ask for help debugging and optimising Python code that processes tabular data.",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -52,23 +82,25 @@ class NamedCluster:
 class ClusterNamer:
     """Names clusters with an LLM from member and contrastive summaries."""
 
-    def __init__(self, llm: LLM, *, sample_size: int = 8, contrast_size: int = 6, seed: int = 0, max_attempts: int = 2):
+    def __init__(self, llm: LLM, *, sample_size: int = 6, contrast_size: int = 4, seed: int = 0, max_attempts: int = 3):
         self.llm = llm
         self.sample_size = sample_size
         self.contrast_size = contrast_size
         self.seed = seed
         self.max_attempts = max_attempts
 
-    def _request(self, inside: list[str], outside: list[str]) -> JsonRequest:
-        user = "Summaries inside the group:\n" + "\n".join(f"- {s}" for s in inside)
+    def _request(self, inside: list[str], outside: list[str], attempt: int = 0) -> JsonRequest:
+        user = "Summaries that share a subject:\n" + "\n".join(f"- {s}" for s in inside)
         if outside:
-            user += "\n\nSummaries from nearby groups (not in this group):\n" + "\n".join(
-                f"- {s}" for s in outside
-            )
-        user += "\n\nName the group."
-        return JsonRequest(
-            [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}], SCHEMA, 120
-        )
+            user += "\n\nSummaries of other requests (not this subject):\n" + "\n".join(f"- {s}" for s in outside)
+        user += "\n\nWrite the title and description."
+        messages = [
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": EXAMPLE_USER},
+            {"role": "assistant", "content": EXAMPLE_ANSWER},
+            {"role": "user", "content": user},
+        ]
+        return JsonRequest(messages, SCHEMA, 120, temperature=0.0 if attempt == 0 else 0.7, attempt=attempt)
 
     def name(
         self,
@@ -90,13 +122,13 @@ class ClusterNamer:
             nearest = [ids[j] for j in np.argsort(-(centroids @ centroids[k])) if ids[j] != cid][:2]
             pool = [summaries[i] for i in np.flatnonzero(np.isin(labels, nearest))]
             outside = rng.sample(pool, min(self.contrast_size, len(pool)))
-            requests.append(self._request(inside, outside))
+            requests.append((inside, outside))
         names: dict[int, ClusterName] = {}
         pending = list(range(len(ids)))
-        for _ in range(self.max_attempts):
+        for attempt in range(self.max_attempts):
             if not pending:
                 break
-            answers = self.llm.generate_json_many([requests[k] for k in pending])
+            answers = self.llm.generate_json_many([self._request(*requests[k], attempt) for k in pending])
             retry = []
             for k, answer in zip(pending, answers, strict=True):
                 try:

@@ -20,6 +20,9 @@ class Category(BaseModel):
     name: str
     definition: str
     severity: Literal["low", "medium", "high", "critical"]
+    maps_to: dict[str, list[str]] = Field(
+        default_factory=dict, description="Equivalent codes in other taxonomies, by taxonomy name."
+    )
 
 
 class Taxonomy(BaseModel):
@@ -45,6 +48,26 @@ class Taxonomy(BaseModel):
     def severity_by_code(self) -> dict[str, str]:
         """Each category's severity by code."""
         return {c.code: c.severity for c in self.categories}
+
+    def mapping_to(self, other: Taxonomy) -> dict[str, list[str]]:
+        """This taxonomy's codes mapped to ``other``'s, from either file's ``maps_to``.
+
+        Raises:
+            TaxonomyError: A mapping names a code ``other`` does not have.
+        """
+        if other.name == self.name:
+            return {code: [code] for code in self.codes}
+        out: dict[str, set[str]] = {c: set() for c in self.codes}
+        for category in self.categories:
+            out[category.code].update(category.maps_to.get(other.name, []))
+        for category in other.categories:
+            for code in category.maps_to.get(self.name, []):
+                if code in out:
+                    out[code].add(category.code)
+        unknown = sorted({c for codes in out.values() for c in codes} - set(other.codes))
+        if unknown:
+            raise TaxonomyError(f"mapping from {self.name} to {other.name} names unknown codes {unknown}")
+        return {code: sorted(codes) for code, codes in out.items()}
 
     def prompt_block(self) -> str:
         """The categories as the facet prompt lists them."""

@@ -60,6 +60,7 @@ def synthetic_state(state_dir, accounts_per_cluster):
             )
             labels.append(cid)
     facets = pl.DataFrame(rows, schema_overrides={"categories": pl.List(pl.Utf8)})
+    facets.write_parquet(day_state / stages.FACETS)
     assignments = assignments_frame(facets, np.array(labels), DAY)
     names = [NamedCluster(c, f"Cluster title {c}", "desc", "llm") for c in range(len(accounts_per_cluster))]
     codes = ["vcr", "ncr"]
@@ -194,7 +195,11 @@ def test_partition_produces_report(small_day):
     )
     assert ingest.materialization.metadata["records_dead_lettered"].value == len(malformed)
     clusters = pl.read_parquet(report_dir / "clusters.parquet")
-    assert (clusters["unique_accounts"] >= 2).all()
+    released = pl.read_parquet(root / "state" / DAY / stages.RELEASED)  # exact counts, private
+    assert sorted(clusters["cluster_id"]) == sorted(released["cluster_id"])
+    assert (released["unique_accounts"] >= 2).all()
+    assert (clusters["conversations"] >= 0).all()  # published counts are DP-noised
+    assert "differentially private" in (report_dir / "report.html").read_text()
     assert not {"summary", "request", "account", "conversation_id", "messages"} & set(clusters.columns)
 
 

@@ -247,3 +247,22 @@ def test_embedded_engine_returns_valid_facets(embedded_llm, taxonomy):
     FacetOutput.model_validate({k: row[k] for k in FacetOutput.model_fields})
     assert row["model_id"] == "embedded:qwen2.5-coder-0.5b-instruct-q4_k_m"
     assert set(row["categories"]) <= set(taxonomy.codes)
+
+
+@pytest.mark.parametrize("name", ["ailuminate_v1", "llama_guard_3", "aegis_2"])
+def test_bundled_taxonomies_load_and_map_to_ailuminate(name):
+    from summarize.taxonomy import load_taxonomy
+
+    taxonomy, ailuminate = load_taxonomy(name), load_taxonomy("ailuminate_v1")
+    mapping = taxonomy.mapping_to(ailuminate)
+    assert set(mapping) == set(taxonomy.codes)
+    assert sum(bool(v) for v in mapping.values()) >= len(taxonomy.codes) - 1
+
+
+def test_invalid_taxonomy_is_a_startup_error(tmp_path):
+    from summarize.taxonomy import TaxonomyError, load_taxonomy
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\ntitle: x\ncategories:\n  - {code: a, name: A, definition: d, severity: extreme}\n")
+    with pytest.raises(TaxonomyError, match="invalid"):
+        load_taxonomy(str(path))

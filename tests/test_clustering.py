@@ -1,0 +1,96 @@
+"""Clustering core: UMAP + HDBSCAN on seeded blobs, naming with retries, aggregates."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from clustering.aggregate import assignments_frame, cluster_table
+from clustering.cluster import NOISE, ClusterParams, cluster_embeddings
+from clustering.naming import ClusterNamer
+from summarize.llm import LLM
+
+
+def blobs(seed=0, sizes=(30, 20, 12), dim=16, outliers=4):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(len(sizes), dim)) * 10
+    points = [c + rng.normal(size=(n, dim)) * 0.3 for c, n in zip(centres, sizes, strict=True)]
+    points.append(rng.uniform(-40, 40, size=(outliers, dim)))
+    return np.vstack(points), np.repeat(np.arange(len(sizes) + 1), [*sizes, outliers])
+
+
+def test_finds_blobs_deterministically_and_orders_by_size():
+    x, truth = blobs()
+    first = cluster_embeddings(x, ClusterParams(seed=7))
+    second = cluster_embeddings(x, ClusterParams(seed=7))
+    np.testing.assert_array_equal(first.labels, second.labels)
+    assert first.n_clusters == 3
+    sizes = [int((first.labels == c).sum()) for c in range(first.n_clusters)]
+    assert sizes == sorted(sizes, reverse=True)
+    from sklearn.metrics import adjusted_rand_score
+
+    core = truth < 3
+    assert adjusted_rand_score(truth[core], first.labels[core]) > 0.95
+
+
+def test_too_few_points_are_all_noise():
+    result = cluster_embeddings(np.random.default_rng(0).normal(size=(3, 8)))
+    assert (result.labels == NOISE).all() and result.n_clusters == 0
+
+
+class ScriptedLLM(LLM):
+    model_id = "test:scripted"
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+        self.temperatures = []
+
+    def generate_json(self, request):
+        self.temperatures.append(request.temperature)
+        return self.answers.pop(0)
+
+
+def _name(answers, attempts=3):
+    llm = ScriptedLLM(answers)
+    labels = np.array([0, 0, 0, 1, 1, 1, -1])
+    vectors = np.eye(7, 4)
+    summaries = [f"s{i}" for i in range(7)]
+    topics = ["python", "python", "sql", "travel", "travel", "travel", "x"]
+    return ClusterNamer(llm, max_attempts=attempts).name(summaries, topics, labels, vectors), llm
+
+
+def test_generic_titles_are_retried_then_accepted():
+    good = json.dumps({"title": "Plan city trips", "description": "Users plan short trips to cities."})
+    generic = json.dumps({"title": "Group of AI-assistant Conversations", "description": "A group of conversations."})
+    names, llm = _name([good, generic, good.replace("Plan city trips", "Write Python scripts")])
+    assert [n.title for n in names] == ["Plan city trips", "Write Python scripts"]
+    assert [n.source for n in names] == ["llm", "llm"]
+    assert llm.temperatures[-1] > 0  # the retry samples
+
+
+def test_naming_falls_back_to_topics():
+    names, _ = _name(["not json", "{}"], attempts=1)
+    assert names[0].source == "fallback" and "python" in names[0].title
+
+
+def test_cluster_table_counts_and_noise():
+    facets = pl.DataFrame(
+        {
+            "conversation_id": list("abcde"),
+            "account": ["p1", "p1", "p2", "p3", "p4"],
+            "concerning": [1, 5, 3, 4, 2],
+            "task": ["coding"] * 5,
+            "categories": [[], ["ncr"], ["ncr"], [], []],
+        }
+    )
+    assignments = assignments_frame(facets, np.array([0, 0, 0, 1, -1]), "2026-11-01")
+    from clustering.naming import NamedCluster
+
+    table = cluster_table(facets, assignments, [NamedCluster(0, "T0", "d", "llm"), NamedCluster(1, "T1", "d", "llm")], ["ncr"], "2026-11-01")
+    row = table.filter(pl.col("cluster_id") == 0).row(0, named=True)
+    assert (row["conversations"], row["unique_accounts"], row["cat_ncr"]) == (3, 2, 2)
+    assert row["mean_concern"] == pytest.approx(3.0)
+    assert NOISE not in table["cluster_id"].to_list()
