@@ -42,6 +42,7 @@ test: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m pytest -q
 
 bench: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(PY) -m benchmarks.redaction
 	$(PY) -m benchmarks.pipeline
 
 lint: $(STAMP)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import logging
 import re
 import sys
 import time
@@ -67,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from assets.definitions import build_definitions
+
+    # Presidio warns once per run about recognizers for languages we do not load.
+    logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
 
     input_dir = Path(args.input)
     if args.start:

@@ -214,7 +214,7 @@ class PrivacyResource(dg.ConfigurableResource):
 class FlaggingResource(dg.ConfigurableResource):
     """Cross-day tracking and the rules for flagging emerging abuse."""
 
-    min_similarity: float = 0.75
+    min_similarity: float = 0.6
     window_days: int = 7
     min_mean_concern: float = 3.0
     min_share_concerning: float = 0.5

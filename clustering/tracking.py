@@ -24,7 +24,7 @@ from scipy.stats import binomtest, false_discovery_control
 class TrackingParams:
     """How clusters are linked across days."""
 
-    min_similarity: float = 0.75
+    min_similarity: float = 0.6
     window_days: int = 7
 
 

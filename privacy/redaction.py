@@ -10,6 +10,7 @@ from presidio_anonymizer import AnonymizerEngine
 from presidio_anonymizer.entities import OperatorConfig
 
 from privacy.ner import NerEngine, SpacyNerEngine
+from privacy.recognizers import load_recognizers
 
 # Presidio runs on chunks no longer than this; a longer message is split on whitespace.
 MAX_CHUNK_CHARS = 20_000
@@ -48,6 +49,7 @@ class Redactor:
         language: str = "en",
         score_threshold: float = 0.35,
         entities: list[str] | None = None,
+        project_recognizers: bool = True,
     ):
         self.ner = ner or SpacyNerEngine()
         self.language = language
@@ -56,6 +58,9 @@ class Redactor:
         self.analyzer = AnalyzerEngine(
             nlp_engine=self.ner.create(), supported_languages=[language]
         )
+        if project_recognizers:
+            for recognizer in load_recognizers():
+                self.analyzer.registry.add_recognizer(recognizer)
         self.anonymizer = AnonymizerEngine()
 
     def _operators(self, types: set[str]) -> dict[str, OperatorConfig]:

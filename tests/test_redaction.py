@@ -102,3 +102,39 @@ def test_rescan_rewrites_report_text(redactor):
     assert out["title"].to_list() == ["Help for <PERSON>", "Fix bugs in web applications"]
     assert out["description"].to_list() == ["Mail <EMAIL_ADDRESS>", None]
     assert hits == {"PERSON": 1, "EMAIL_ADDRESS": 1}
+
+
+SECRETS = [
+    ("aws key AKIAIOSFODNN7EXAMPLE here", "AKIAIOSFODNN7EXAMPLE", "AWS_KEY"),
+    ("export GH=ghp_abcdefghijklmnopqrstuvwxyz0123456789", "ghp_abcdefghijklmnopqrstuvwxyz0123456789", "GITHUB_TOKEN"),
+    ("OPENAI_API_KEY=sk-proj-abcdefghijklmnopqrstuvwx123", "sk-proj-abcdefghijklmnopqrstuvwx123", "API_KEY"),
+    ("Authorization: Bearer abcdef1234567890abcdef", "abcdef1234567890abcdef", "BEARER_TOKEN"),
+    ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk\n-----END OPENSSH PRIVATE KEY-----", "b3BlbnNzaC1rZXk", "PRIVATE_KEY"),
+    ("conn: user=app password=Hunter2!x", "Hunter2!x", "PASSWORD"),
+    ("pay 0x52908400098527886E0F7030069857D2E4169EE7 now", "0x52908400098527886E0F7030069857D2E4169EE7", "CRYPTO"),
+    ("ship it to 742 Evergreen Terrace please", "742 Evergreen Terrace", "STREET_ADDRESS"),
+    ("DOB: 1985-03-12", "1985-03-12", "DATE_OF_BIRTH"),
+    ("hello, my name is Priya Raghunathan", "Priya Raghunathan", "PERSON"),
+]
+
+
+@pytest.mark.parametrize(("text", "secret", "entity"), SECRETS, ids=[s[2] for s in SECRETS])
+def test_project_recognizers(redactor, text, secret, entity):
+    out = redactor.redact(text)
+    assert secret not in out.text
+    assert out.entities[entity] >= 1
+
+
+def test_code_without_pii_is_untouched(redactor):
+    # (attribute access like ``i.price`` can still read as a bare domain to Presidio's URL recognizer)
+    code = "def total(items):\n    return sum(price * qty for price, qty in items)\n"
+    assert redactor.redact(code).text == code
+
+
+def test_registry_lists_every_recognizer_module():
+    from pathlib import Path
+
+    from privacy.recognizers import REGISTRY, load_recognizers
+
+    modules = {p.stem for p in Path(REGISTRY).parent.glob("*.py") if not p.stem.startswith("_")}
+    assert len(load_recognizers()) == len(modules)
