@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -81,6 +82,7 @@ class Redactor:
             if not results:
                 parts.append(chunk)
                 continue
+            expand_name_spans(chunk, results)
             anonymized = self.anonymizer.anonymize(
                 text=chunk,
                 analyzer_results=results,  # type: ignore[arg-type]
@@ -89,6 +91,37 @@ class Redactor:
             parts.append(anonymized.text)
             counts.update(item.entity_type for item in anonymized.items)
         return RedactedText("".join(parts), counts)
+
+
+NAME_WORD = re.compile(r"[A-Z][a-zà-ÿ'\-]+")
+
+
+def expand_name_spans(text: str, results: list) -> None:
+    """Grow PERSON spans over adjacent capitalised words, in place.
+
+    NER often tags only part of a name ("Romesh <PERSON>"); a capitalised word
+    joined to a PERSON span by one space is taken as part of the name.
+    """
+    for result in results:
+        if result.entity_type != "PERSON":
+            continue
+        while True:
+            before = text[: result.start]
+            match = re.search(r"([A-Z][a-zà-ÿ'\-]+) $", before)
+            if not match or _sentence_start(before, match.start(1)):
+                break
+            result.start = match.start(1)
+        while True:
+            match = NAME_WORD.match(text, result.end + 1) if text[result.end : result.end + 1] == " " else None
+            if not match:
+                break
+            result.end = match.end()
+
+
+def _sentence_start(text: str, index: int) -> bool:
+    """Whether ``index`` starts a sentence (so a capital there says nothing about names)."""
+    head = text[:index].rstrip()
+    return not head or head[-1] in ".!?:\n\"'(“"
 
 
 def redact_conversation(conversation, redactor: Redactor, pseudonymize) -> dict:

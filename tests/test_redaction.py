@@ -138,3 +138,21 @@ def test_registry_lists_every_recognizer_module():
 
     modules = {p.stem for p in Path(REGISTRY).parent.glob("*.py") if not p.stem.startswith("_")}
     assert len(load_recognizers()) == len(modules)
+
+
+@pytest.mark.parametrize(
+    ("text", "spans", "expected"),
+    [
+        ("find Romesh Wadhwani today", [(12, 20)], [(5, 20)]),  # NER caught only the surname
+        ("Ask Maria please", [(4, 9)], [(4, 9)]),  # "Ask" starts the sentence: not part of the name
+        ("met Jo Anne Smith", [(4, 6)], [(4, 17)]),
+    ],
+)
+def test_person_spans_grow_over_adjacent_capitalised_words(text, spans, expected):
+    from presidio_analyzer import RecognizerResult
+
+    from privacy.redaction import expand_name_spans
+
+    results = [RecognizerResult("PERSON", s, e, 0.85) for s, e in spans]
+    expand_name_spans(text, results)
+    assert [(r.start, r.end) for r in results] == expected
