@@ -62,6 +62,15 @@ def local_resources(
 
 RESOURCES_BY_DEPLOYMENT: dict[str, dict[str, Any]] = {
     "local": local_resources(),
+    # One machine, Beam through a portable job service (e.g. a Flink or Spark job server, or
+    # `python -m apache_beam.runners.portability.local_job_service_main --port 8099`).
+    "portable": {
+        **local_resources(),
+        "beam_runner": BeamRunnerResource(
+            runner="PortableRunner",
+            extra_args=["--job_endpoint=localhost:8099", "--environment_type=LOOPBACK"],
+        ),
+    },
     "production": {
         "paths": LookoutPaths(
             input_dir=dg.EnvVar("LOOKOUT_INPUT_DIR"),
