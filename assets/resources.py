@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import abc
+import dataclasses
 from pathlib import Path
+from typing import TypeVar
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
@@ -19,6 +21,8 @@ from privacy.redaction import Redactor
 from summarize.embedded import DEFAULT_MODEL
 from summarize.llm import LLM, LLMSpec
 from summarize.taxonomy import Taxonomy, load_taxonomy
+
+T = TypeVar("T")
 
 
 class LookoutPaths(dg.ConfigurableResource):
@@ -177,27 +181,27 @@ class EmbedderResource(dg.ConfigurableResource):
         return self._embedder
 
 
+def _build(cls: type[T], resource: dg.ConfigurableResource) -> T:
+    """A core config dataclass from the resource fields of the same names."""
+    return cls(**{f.name: getattr(resource, f.name) for f in dataclasses.fields(cls)})  # type: ignore[arg-type]
+
+
 class ClusteringConfigResource(dg.ConfigurableResource):
-    """Base-cluster parameters; cluster sizes scale with the day's volume."""
+    """Base-cluster parameters (``clustering.cluster.ClusterParams``); sizes scale with the day's volume."""
 
     embed_field: str = "summary_request"
-    n_components: int = 5
-    n_neighbors: int = 15
-    min_cluster_fraction: float = 0.02
-    min_cluster_floor: int = 3
-    min_samples: int = 2
-    seed: int = 42
+    n_components: int = ClusterParams.n_components
+    n_neighbors: int = ClusterParams.n_neighbors
+    min_dist: float = ClusterParams.min_dist
+    min_cluster_size: int | None = ClusterParams.min_cluster_size
+    min_cluster_fraction: float = ClusterParams.min_cluster_fraction
+    min_cluster_floor: int = ClusterParams.min_cluster_floor
+    min_samples: int | None = ClusterParams.min_samples
+    seed: int = ClusterParams.seed
 
     def params(self) -> ClusterParams:
         """The clustering parameters."""
-        return ClusterParams(
-            n_components=self.n_components,
-            n_neighbors=self.n_neighbors,
-            min_cluster_fraction=self.min_cluster_fraction,
-            min_cluster_floor=self.min_cluster_floor,
-            min_samples=self.min_samples,
-            seed=self.seed,
-        )
+        return _build(ClusterParams, self)
 
 
 class PrivacyResource(dg.ConfigurableResource):
@@ -223,31 +227,24 @@ class PrivacyResource(dg.ConfigurableResource):
 
 
 class FlaggingResource(dg.ConfigurableResource):
-    """Cross-day tracking and the rules for flagging emerging abuse."""
+    """Cross-day tracking (``TrackingParams``) and the flag rules (``FlagRules``)."""
 
-    min_similarity: float = 0.6
-    window_days: int = 7
-    min_mean_concern: float = 3.0
-    min_share_concerning: float = 0.5
-    min_high_severity_share: float = 0.5
-    growth_alpha: float = 0.05
-    min_growth_ratio: float = 2.0
-    min_conversations: int = 3
+    min_similarity: float = TrackingParams.min_similarity
+    window_days: int = TrackingParams.window_days
+    min_mean_concern: float = FlagRules.min_mean_concern
+    min_share_concerning: float = FlagRules.min_share_concerning
+    min_high_severity_share: float = FlagRules.min_high_severity_share
+    growth_alpha: float = FlagRules.growth_alpha
+    min_growth_ratio: float = FlagRules.min_growth_ratio
+    min_conversations: int = FlagRules.min_conversations
 
     def tracking(self) -> TrackingParams:
         """Cross-day linking parameters."""
-        return TrackingParams(min_similarity=self.min_similarity, window_days=self.window_days)
+        return _build(TrackingParams, self)
 
     def rules(self) -> FlagRules:
         """Flag thresholds."""
-        return FlagRules(
-            min_mean_concern=self.min_mean_concern,
-            min_share_concerning=self.min_share_concerning,
-            min_high_severity_share=self.min_high_severity_share,
-            growth_alpha=self.growth_alpha,
-            min_growth_ratio=self.min_growth_ratio,
-            min_conversations=self.min_conversations,
-        )
+        return _build(FlagRules, self)
 
 
 class TaxonomyResource(dg.ConfigurableResource):
