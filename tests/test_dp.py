@@ -9,7 +9,7 @@ from privacy.dp import DPConfig, bound_contributions, dp_cluster_counts
 
 
 def members(rows):
-    return pl.DataFrame(rows, schema={"conversation_id": pl.Utf8, "account": pl.Utf8, "cluster_id": pl.Int64, "concerning": pl.Int64, "categories": pl.List(pl.Utf8)})
+    return pl.DataFrame(rows, orient="row", schema={"conversation_id": pl.Utf8, "account": pl.Utf8, "cluster_id": pl.Int64, "concerning": pl.Int64, "categories": pl.List(pl.Utf8)})
 
 
 def test_bounding_limits_conversations_and_clusters_per_account():
