@@ -29,7 +29,9 @@ def require_shared(*parts: str) -> Path:
 def pii_synth() -> list[dict]:
     path = require_shared("pii_presidio_synth", "synth_dataset_v2.json.gz")
     with gzip.open(path, "rt", encoding="utf-8") as f:
-        return json.load(f)
+        records = json.load(f)
+    assert records and {"full_text", "spans"} <= set(records[0]), f"unexpected format in {path}"
+    return records
 
 
 @pytest.fixture(scope="session")
