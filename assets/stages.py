@@ -67,6 +67,20 @@ def _markdown_table(frame: pl.DataFrame) -> str:
     return "\n".join([head, *rows])
 
 
+def _entity_counts(redacted: pl.DataFrame) -> pl.DataFrame:
+    """Redacted entities by type over the day (``entity_type``, ``count``), most frequent first."""
+    if redacted.is_empty():
+        return pl.DataFrame(schema={"entity_type": pl.Utf8, "count": pl.Int64})
+    return (
+        redacted.explode("entities")
+        .unnest("entities")
+        .drop_nulls()
+        .group_by("entity_type")
+        .agg(pl.col("count").sum())
+        .sort(["count", "entity_type"], descending=[True, False])
+    )
+
+
 def _dead_by_reason(path: Path) -> pl.DataFrame:
     dead = pl.read_parquet(path)
     if dead.is_empty():
@@ -107,11 +121,7 @@ def redacted_conversations(
     )
     redacted = pl.read_parquet(state / REDACTED, columns=["entities"])
     dead = pl.read_parquet(state / INGEST_DEAD)
-    entities = (
-        redacted.explode("entities").unnest("entities").drop_nulls().group_by("entity_type").agg(pl.col("count").sum()).sort("entity_type")
-        if len(redacted)
-        else pl.DataFrame()
-    )
+    entities = _entity_counts(redacted)
     return dg.MaterializeResult(
         metadata={
             "records_read": len(redacted) + len(dead),
@@ -270,17 +280,21 @@ def k_anonymity_thresholds(
     )
 
 
+def _day_total(day_state: Path) -> int:
+    """Conversations with facets on a day (the traffic denominator for growth)."""
+    return pl.scan_parquet(day_state / ASSIGNMENTS).select(pl.len()).collect().item()
+
+
 def _history(paths: LookoutPaths, day: str, window_days: int) -> tuple[pl.DataFrame, dict[str, int]]:
     """Tracks of the earlier days in the window that have been processed, and their totals."""
     first = dt.date.fromisoformat(day)
     frames, totals = [], {}
     for back in range(window_days, 0, -1):
         earlier = (first - dt.timedelta(days=back)).isoformat()
-        path = Path(paths.state_dir) / earlier / TRACKS
-        if path.exists():
-            frame = pl.read_parquet(path)
-            totals[earlier] = int(frame["day_total"][0]) if len(frame) else 0
-            frames.append(frame)
+        tracks = Path(paths.state_dir) / earlier / TRACKS
+        if tracks.exists():
+            frames.append(pl.read_parquet(tracks))
+            totals[earlier] = _day_total(Path(paths.state_dir) / earlier)
     history = pl.concat(frames) if frames else pl.DataFrame()
     return history, totals
 
@@ -306,7 +320,7 @@ def cluster_tracks(
     state = paths.state_for(day)
     clusters = pl.read_parquet(state / CLUSTERS)
     centres = pl.read_parquet(state / CENTROIDS)
-    day_total = len(pl.read_parquet(state / ASSIGNMENTS, columns=["cluster_id"]))
+    day_total = _day_total(state)
     history, totals = _history(paths, day, flagging.window_days)
     today = np.asarray(centres["centroid"].to_list(), dtype=float) if len(centres) else np.zeros((0, 0))
     tracks = link_tracks(day, centres["cluster_id"].to_list(), today, history, flagging.tracking())
@@ -316,7 +330,7 @@ def cluster_tracks(
     stored = (
         tracks.join(clusters.select("cluster_id", "conversations"), on="cluster_id")
         .join(centres, on="cluster_id")
-        .with_columns(pl.lit(day).alias("day"), pl.lit(day_total).alias("day_total"))
+        .with_columns(pl.lit(day).alias("day"))
     )
     write_parquet_atomic(stored, state / TRACKS)
     write_parquet_atomic(flags, state / FLAGS)
@@ -343,10 +357,11 @@ def cluster_report(
     out = paths.report_for(day)
     tax = taxonomy.get()
     released = pl.read_parquet(state / RELEASED)
+    assignments = pl.read_parquet(state / ASSIGNMENTS)
     dp_config = privacy.dp()
     epsilon_spent = None
     if dp_config is not None and len(released):
-        members = pl.read_parquet(state / ASSIGNMENTS).join(
+        members = assignments.join(
             pl.read_parquet(state / FACETS, columns=["conversation_id", "concerning", "categories"]), on="conversation_id"
         )
         noisy, epsilon_spent = dp_cluster_counts(members, released["cluster_id"].to_list(), tax.codes, dp_config, salt=day)
@@ -358,13 +373,8 @@ def cluster_report(
     ingest_dead = pl.read_parquet(state / INGEST_DEAD)
     facets_dead = pl.read_parquet(state / FACETS_DEAD)
     redacted = pl.read_parquet(state / REDACTED, columns=["entities"])
-    assignments = pl.read_parquet(state / ASSIGNMENTS)
     withheld = pl.read_parquet(state / WITHHELD)
-    entities = (
-        redacted.explode("entities").unnest("entities").drop_nulls().group_by("entity_type").agg(pl.col("count").sum().alias("count")).sort("count", descending=True)
-        if len(redacted)
-        else pl.DataFrame(schema={"entity_type": pl.Utf8, "count": pl.Int64})
-    )
+    entities = _entity_counts(redacted)
     summary = {
         "records_read": len(redacted) + len(ingest_dead),
         "records_dead_lettered": len(ingest_dead),
