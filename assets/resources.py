@@ -12,6 +12,8 @@ from pydantic import Field, PrivateAttr
 
 from clustering.cluster import ClusterParams
 from clustering.embed import Embedder, SentenceTransformerEmbedder
+from clustering.hierarchy import HierarchyParams
+from clustering.naming import NAMERS, ClusterNamer, KeywordNamer
 from clustering.tracking import FlagRules, TrackingParams
 from privacy.dp import DPConfig
 from privacy.gate import Thresholds
@@ -190,6 +192,7 @@ class ClusteringConfigResource(dg.ConfigurableResource):
     """Base-cluster parameters (``clustering.cluster.ClusterParams``); sizes scale with the day's volume."""
 
     embed_field: str = "summary_request"
+    namer: str = Field(default="llm", description="How base clusters are named: llm (contrastive, Clio-style) or keywords (c-TF-IDF)")
     n_components: int = ClusterParams.n_components
     n_neighbors: int = ClusterParams.n_neighbors
     min_dist: float = ClusterParams.min_dist
@@ -202,6 +205,31 @@ class ClusteringConfigResource(dg.ConfigurableResource):
     def params(self) -> ClusterParams:
         """The clustering parameters."""
         return _build(ClusterParams, self)
+
+    def build_namer(self, llm: LLM) -> ClusterNamer | KeywordNamer:
+        """The base-cluster namer chosen in config."""
+        if self.namer == "llm":
+            return ClusterNamer(llm)
+        if self.namer == "keywords":
+            return KeywordNamer()
+        raise ValueError(f"unknown namer {self.namer!r}; choose one of {NAMERS}")
+
+
+class HierarchyResource(dg.ConfigurableResource):
+    """Shape of the cluster hierarchy (``clustering.hierarchy.HierarchyParams``)."""
+
+    levels: int = HierarchyParams.levels
+    top_min: int = HierarchyParams.top_min
+    top_max: int = HierarchyParams.top_max
+    branching: float = HierarchyParams.branching
+    neighbourhood_size: int = HierarchyParams.neighbourhood_size
+    strategy: str = Field(default=HierarchyParams.strategy, description="clio (LLM proposes parents) or embedding")
+    max_attempts: int = HierarchyParams.max_attempts
+    seed: int = HierarchyParams.seed
+
+    def params(self) -> HierarchyParams:
+        """The hierarchy parameters."""
+        return _build(HierarchyParams, self)
 
 
 class PrivacyResource(dg.ConfigurableResource):
@@ -237,6 +265,12 @@ class FlaggingResource(dg.ConfigurableResource):
     growth_alpha: float = FlagRules.growth_alpha
     min_growth_ratio: float = FlagRules.min_growth_ratio
     min_conversations: int = FlagRules.min_conversations
+    coordination_min_accounts: int = FlagRules.coordination_min_accounts
+    coordination_max_distinct_ratio: float = FlagRules.coordination_max_distinct_ratio
+    coordination_min_new_account_share: float = FlagRules.coordination_min_new_account_share
+    request_similarity: float = FlagRules.request_similarity
+    burst_window_minutes: int = FlagRules.burst_window_minutes
+    burst_alpha: float = FlagRules.burst_alpha
 
     def tracking(self) -> TrackingParams:
         """Cross-day linking parameters."""

@@ -8,6 +8,7 @@ under ``state_dir/<day>``; only aggregates are written under ``out_dir``.
 
 import datetime as dt
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import dagster as dg
@@ -19,39 +20,46 @@ from assets.resources import (
     ClusteringConfigResource,
     EmbedderResource,
     FlaggingResource,
+    HierarchyResource,
     LLMResource,
     LookoutPaths,
     PrivacyResource,
     RedactionResource,
     TaxonomyResource,
 )
-from clustering.aggregate import assignments_frame, cluster_table
+from clustering.aggregate import assignments_frame, cluster_table, node_table, with_coordinates
 from clustering.cluster import cluster_embeddings
-from clustering.naming import ClusterNamer
-from clustering.tracking import centroids, flag_clusters, link_tracks
+from clustering.hierarchy import HierarchyBuilder, membership
+from clustering.tracking import centroids, coordination_signals, track_day
 from pipelines import ingest_redact, summarize
-from privacy.dp import dp_cluster_counts
 from privacy.gate import apply_thresholds, threshold_violations
+from privacy.release import dp_level_counts, reattach_to_released
 from privacy.rescan import rescan_text_columns
 from reporting.html import render_report
 from reporting.tables import (
-    category_counts,
-    report_clusters,
-    summary_table,
+    build_report_tables,
+    load_published,
+    trailing_days,
     write_atomic,
     write_parquet_atomic,
 )
 
 START_DATE = "2026-11-01"
 daily = dg.DailyPartitionsDefinition(start_date=START_DATE)
+# A failed step (e.g. a Beam worker lost mid-stage) runs again; outputs are replaced atomically.
+RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL)
+# Days of trend in the report (today included); earlier days come from their published reports.
+REPORT_TREND_DAYS = 14
 
 REDACTED = "redacted.parquet"
 INGEST_DEAD = "ingest_dead_letter.parquet"
 FACETS = "facets.parquet"
 FACETS_DEAD = "facets_dead_letter.parquet"
 FACETS_CACHE = "facets_cache.parquet"
+BASE = "base_clusters.parquet"
 CLUSTERS = "clusters_all.parquet"
 ASSIGNMENTS = "assignments.parquet"
+MEMBERSHIP = "membership.parquet"
 RELEASED = "released_clusters.parquet"
 CENTROIDS = "centroids.parquet"
 TRACKS = "tracks.parquet"
@@ -65,6 +73,14 @@ def _markdown_table(frame: pl.DataFrame) -> str:
     head = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns)
     rows = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.iter_rows()]
     return "\n".join([head, *rows])
+
+
+def _clear_beam_temp(state: Path) -> None:
+    """Remove temp folders that an interrupted Beam write left behind."""
+    import shutil
+
+    for leftover in state.glob("beam-temp-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _entity_counts(redacted: pl.DataFrame) -> pl.DataFrame:
@@ -94,7 +110,7 @@ def _dead_by_reason(path: Path) -> pl.DataFrame:
     )
 
 
-@dg.asset(partitions_def=daily, group_name="lookout", kinds={"beam", "presidio"})
+@dg.asset(partitions_def=daily, group_name="lookout", retry_policy=RETRY, kinds={"beam", "presidio"})
 def redacted_conversations(
     context: dg.AssetExecutionContext,
     paths: LookoutPaths,
@@ -108,6 +124,7 @@ def redacted_conversations(
         raise dg.Failure(f"no input for partition {day}: folder {source} does not exist")
     state = paths.state_for(day)
     started = time.perf_counter()
+    _clear_beam_temp(state)
     ingest_redact.run(
         [
             f"--input={source}",
@@ -135,7 +152,7 @@ def redacted_conversations(
     )
 
 
-@dg.asset(partitions_def=daily, group_name="lookout", deps=[redacted_conversations], kinds={"beam", "llm"})
+@dg.asset(partitions_def=daily, group_name="lookout", retry_policy=RETRY, deps=[redacted_conversations], kinds={"beam", "llm"})
 def conversation_facets(
     context: dg.AssetExecutionContext,
     paths: LookoutPaths,
@@ -154,6 +171,7 @@ def conversation_facets(
     cache = state / FACETS_CACHE
     if (state / FACETS).exists():
         (state / FACETS).replace(cache)
+    _clear_beam_temp(state)
     summarize.run(
         [
             f"--input={state / REDACTED}",
@@ -191,7 +209,7 @@ def facet_text(facets: pl.DataFrame, field: str) -> list[str]:
     return facets[field].to_list()
 
 
-@dg.asset(partitions_def=daily, group_name="lookout", deps=[conversation_facets], kinds={"umap", "hdbscan"})
+@dg.asset(partitions_def=daily, group_name="lookout", retry_policy=RETRY, deps=[conversation_facets], kinds={"umap", "hdbscan"})
 def base_clusters(
     context: dg.AssetExecutionContext,
     paths: LookoutPaths,
@@ -207,14 +225,15 @@ def base_clusters(
     started = time.perf_counter()
     vectors = embedder.get().encode(facet_text(facets, clustering.embed_field)) if len(facets) else np.zeros((0, 384))
     result = cluster_embeddings(vectors, clustering.params())
-    names = ClusterNamer(llm.get()).name(
+    names = clustering.build_namer(llm.get()).name(
         facets["summary"].to_list(), facets["topic"].to_list(), result.labels, vectors
     )
     assignments = assignments_frame(facets, result.labels, day)
     table = cluster_table(facets, assignments, names, taxonomy.get().codes, day, result.reduced)
     ids, centres = centroids(vectors, result.labels)
-    write_parquet_atomic(assignments, state / ASSIGNMENTS)
-    write_parquet_atomic(table, state / CLUSTERS)
+    # Layout positions stay with the private assignments; reports only see cluster means.
+    write_parquet_atomic(with_coordinates(assignments, result.reduced), state / ASSIGNMENTS)
+    write_parquet_atomic(table, state / BASE)
     write_parquet_atomic(
         pl.DataFrame({"cluster_id": ids, "centroid": centres.tolist()}, schema={"cluster_id": pl.Int64, "centroid": pl.List(pl.Float64)}),
         state / CENTROIDS,
@@ -230,7 +249,41 @@ def base_clusters(
     )
 
 
-@dg.asset(partitions_def=daily, group_name="lookout", deps=[base_clusters], kinds={"privacy"})
+@dg.asset(partitions_def=daily, group_name="lookout", retry_policy=RETRY, deps=[base_clusters], kinds={"llm"})
+def cluster_hierarchy(
+    context: dg.AssetExecutionContext,
+    paths: LookoutPaths,
+    embedder: EmbedderResource,
+    hierarchy: HierarchyResource,
+    llm: LLMResource,
+    taxonomy: TaxonomyResource,
+) -> dg.MaterializeResult:
+    """Group the named base clusters into mid and top levels (Clio-style) and aggregate every node."""
+    day = context.partition_key
+    state = paths.state_for(day)
+    started = time.perf_counter()
+    base = pl.read_parquet(state / BASE)
+    assignments = pl.read_parquet(state / ASSIGNMENTS)
+    nodes = HierarchyBuilder(llm.get(), embedder.get(), hierarchy.params()).build(base)
+    members = membership(assignments, nodes)
+    facets = pl.read_parquet(state / FACETS)
+    table = node_table(facets, members, nodes, taxonomy.get().codes, day)
+    write_parquet_atomic(members, state / MEMBERSHIP)
+    write_parquet_atomic(table, state / CLUSTERS)
+    per_level = table.group_by("level").agg(pl.len().alias("nodes"), pl.col("conversations").sum()).sort("level")
+    top = table.filter(pl.col("level") == pl.col("level").max()).sort("conversations", descending=True)
+    return dg.MaterializeResult(
+        metadata={
+            "levels": int(table["level"].max() + 1) if len(table) else 0,
+            "nodes_per_level": dg.MetadataValue.md(_markdown_table(per_level)),
+            "top_level": dg.MetadataValue.md(_markdown_table(top.select("title", "conversations", "unique_accounts"))),
+            "named_by_llm": int((table["name_source"] == "llm").sum()) if len(table) else 0,
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+    )
+
+
+@dg.asset(partitions_def=daily, group_name="lookout", retry_policy=RETRY, deps=[cluster_hierarchy], kinds={"privacy"})
 def released_clusters(
     context: dg.AssetExecutionContext, paths: LookoutPaths, privacy: PrivacyResource, redaction: RedactionResource
 ) -> dg.MaterializeResult:
@@ -238,9 +291,10 @@ def released_clusters(
     day = context.partition_key
     state = paths.state_for(day)
     released, withheld = apply_thresholds(
-        pl.read_parquet(state / CLUSTERS), pl.read_parquet(state / ASSIGNMENTS), privacy.thresholds()
+        pl.read_parquet(state / CLUSTERS), pl.read_parquet(state / MEMBERSHIP), privacy.thresholds()
     )
     released, rescan_hits = rescan_text_columns(released, ["title", "description"], redaction.redactor())
+    released = reattach_to_released(released, pl.read_parquet(state / CLUSTERS, columns=["cluster_id", "parent_id"]))
     write_parquet_atomic(released, state / RELEASED)
     write_parquet_atomic(withheld.with_columns(pl.lit(day).alias("day"), pl.lit("threshold").alias("layer")), state / WITHHELD)
     by_reason = withheld.group_by("reason").agg(pl.len().alias("clusters")).sort("reason")
@@ -265,7 +319,7 @@ def k_anonymity_thresholds(
     day = context.run.tags.get("dagster/partition", "")
     state = paths.state_for(day)
     violations = threshold_violations(
-        pl.read_parquet(state / RELEASED), pl.read_parquet(state / ASSIGNMENTS), privacy.thresholds()
+        pl.read_parquet(state / RELEASED), pl.read_parquet(state / MEMBERSHIP), privacy.thresholds()
     )
     withheld = pl.read_parquet(state / WITHHELD)
     return dg.AssetCheckResult(
@@ -299,9 +353,16 @@ def _history(paths: LookoutPaths, day: str, window_days: int) -> tuple[pl.DataFr
     return history, totals
 
 
+def _seen_accounts(paths: LookoutPaths, days: Iterable[str]) -> set[str] | None:
+    """Accounts active on the given earlier days (private state); ``None`` when there are none."""
+    frames = [pl.read_parquet(Path(paths.state_dir) / d / ASSIGNMENTS, columns=["account"]) for d in days]
+    return set(pl.concat(frames)["account"].to_list()) if frames else None
+
+
 @dg.asset(
     partitions_def=daily,
     group_name="lookout",
+    retry_policy=RETRY,
     deps=[
         base_clusters,
         dg.AssetDep("cluster_tracks", partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)),
@@ -309,42 +370,59 @@ def _history(paths: LookoutPaths, day: str, window_days: int) -> tuple[pl.DataFr
     kinds={"scipy"},
 )
 def cluster_tracks(
-    context: dg.AssetExecutionContext, paths: LookoutPaths, flagging: FlaggingResource, taxonomy: TaxonomyResource
+    context: dg.AssetExecutionContext,
+    paths: LookoutPaths,
+    flagging: FlaggingResource,
+    taxonomy: TaxonomyResource,
+    embedder: EmbedderResource,
 ) -> dg.MaterializeResult:
-    """Link today's clusters to earlier days' and flag new or fast-growing high-concern clusters.
+    """Link today's clusters to earlier days' and flag new, fast-growing or coordinated high-concern clusters.
 
     Depends on the previous day's partition, so a backfill runs days in order and
     gives the same flags as running the days one by one.
     """
     day = context.partition_key
     state = paths.state_for(day)
-    clusters = pl.read_parquet(state / CLUSTERS)
+    clusters = pl.read_parquet(state / BASE)
     centres = pl.read_parquet(state / CENTROIDS)
-    day_total = _day_total(state)
+    assignments = pl.read_parquet(state / ASSIGNMENTS)
+    facets = pl.read_parquet(state / FACETS)
     history, totals = _history(paths, day, flagging.window_days)
-    today = np.asarray(centres["centroid"].to_list(), dtype=float) if len(centres) else np.zeros((0, 0))
-    tracks = link_tracks(day, centres["cluster_id"].to_list(), today, history, flagging.tracking())
-    flags = flag_clusters(
-        clusters, tracks, history, day_total, totals, taxonomy.get().severity_by_code(), flagging.rules()
+    rules = flagging.rules()
+    # Near-duplicate requests are grouped by embedding similarity, not only by normalised text.
+    requests = embedder.get().encode(facets["request"].fill_null("").to_list()) if len(facets) else None
+    coordination = coordination_signals(
+        facets, assignments, rules, request_vectors=requests, seen_accounts=_seen_accounts(paths, totals)
     )
-    stored = (
-        tracks.join(clusters.select("cluster_id", "conversations"), on="cluster_id")
-        .join(centres, on="cluster_id")
-        .with_columns(pl.lit(day).alias("day"))
+    stored, flags = track_day(
+        day, clusters, centres, len(assignments), history, totals,
+        taxonomy.get().severity_by_code(), flagging.tracking(), rules, coordination,
     )
     write_parquet_atomic(stored, state / TRACKS)
     write_parquet_atomic(flags, state / FLAGS)
     return dg.MaterializeResult(
         metadata={
-            "clusters": len(tracks),
-            "new_clusters": int(tracks["is_new"].sum()) if len(tracks) else 0,
+            "clusters": len(stored),
+            "new_clusters": int(stored["is_new"].sum()) if len(stored) else 0,
+            "coordinated_clusters": int(flags["coordinated"].sum()) if len(flags) else 0,
             "flagged_clusters": int(flags["flagged"].sum()) if len(flags) else 0,
             "history_days": len(totals),
         }
     )
 
 
-@dg.asset(partitions_def=daily, group_name="lookout", deps=[released_clusters, cluster_tracks], kinds={"polars", "html"})
+@dg.asset(
+    partitions_def=daily,
+    group_name="lookout",
+    retry_policy=RETRY,
+    deps=[
+        released_clusters,
+        cluster_tracks,
+        # Trends read earlier days' published reports, so a backfill publishes days in order.
+        dg.AssetDep("cluster_report", partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)),
+    ],
+    kinds={"polars", "html"},
+)
 def cluster_report(
     context: dg.AssetExecutionContext,
     paths: LookoutPaths,
@@ -361,20 +439,18 @@ def cluster_report(
     dp_config = privacy.dp()
     epsilon_spent = None
     if dp_config is not None and len(released):
-        members = assignments.join(
+        members = pl.read_parquet(state / MEMBERSHIP).join(
             pl.read_parquet(state / FACETS, columns=["conversation_id", "concerning", "categories"]), on="conversation_id"
         )
-        noisy, epsilon_spent = dp_cluster_counts(members, released["cluster_id"].to_list(), tax.codes, dp_config, salt=day)
+        noisy, epsilon_spent = dp_level_counts(members, released, tax.codes, dp_config, salt=day)
         released = released.drop(noisy.columns[1:], strict=False).join(noisy, on="cluster_id")
     flags = pl.read_parquet(state / FLAGS)
-    clusters = report_clusters(released, flags)
-    flagged_withheld = int(flags.filter(pl.col("flagged") & ~pl.col("cluster_id").is_in(released["cluster_id"].implode()))["flagged"].len())
-    categories = category_counts(released, tax.codes)
+    released_ids = released["cluster_id"].implode()
     ingest_dead = pl.read_parquet(state / INGEST_DEAD)
     facets_dead = pl.read_parquet(state / FACETS_DEAD)
     redacted = pl.read_parquet(state / REDACTED, columns=["entities"])
     withheld = pl.read_parquet(state / WITHHELD)
-    entities = _entity_counts(redacted)
+    base = released.filter(pl.col("level") == 0)
     summary = {
         "records_read": len(redacted) + len(ingest_dead),
         "records_dead_lettered": len(ingest_dead),
@@ -383,22 +459,32 @@ def cluster_report(
         "noise_conversations": int((assignments["cluster_id"] == -1).sum()),
         "clusters_released": len(released),
         "clusters_withheld": len(withheld),
-        "clusters_flagged": int(clusters["flagged"].sum()),
-        "flagged_clusters_withheld": flagged_withheld,
-        "conversations_in_released_clusters": int(released["conversations"].sum()) if len(released) else 0,
+        "clusters_flagged": flags.filter(pl.col("flagged") & pl.col("cluster_id").is_in(released_ids)).height,
+        "flagged_clusters_withheld": flags.filter(pl.col("flagged") & ~pl.col("cluster_id").is_in(released_ids)).height,
+        "conversations_in_released_clusters": int(base["conversations"].sum()) if len(base) else 0,
+        "dp_epsilon": epsilon_spent,
     }
-    dead_reasons = pl.concat([_dead_by_reason(state / INGEST_DEAD), _dead_by_reason(state / FACETS_DEAD)]).select("stage", "reason", "records")
-    write_parquet_atomic(clusters, out / "clusters.parquet")
-    write_parquet_atomic(categories, out / "cluster_categories.parquet")
-    write_parquet_atomic(summary_table(day, summary), out / "run_summary.parquet")
+    dead_reasons = pl.concat([_dead_by_reason(state / INGEST_DEAD), _dead_by_reason(state / FACETS_DEAD)]).select(
+        "stage", "reason", "records"
+    )
+    tables = build_report_tables(day, released, flags, tax.codes, summary, dead_reasons, _entity_counts(redacted), withheld)
+    tables.write(out)
+    history = load_published(Path(paths.out_dir) / "reports", trailing_days(day, REPORT_TREND_DAYS - 1))
     html = render_report(
-        day, clusters, categories, tax, summary, dead_reasons, entities,
-        min_accounts=privacy.min_accounts, min_conversations=privacy.min_conversations,
-        flagged_withheld=flagged_withheld,
-        dp_epsilon=epsilon_spent,
+        tables,
+        tax,
+        history,
+        min_accounts=privacy.min_accounts,
+        min_conversations=privacy.min_conversations,
+        trend_days=REPORT_TREND_DAYS,
     )
     write_atomic(html, out / "report.html")
-    top = clusters.head(10).select("title", "conversations", "unique_accounts", "mean_concern")
+    clusters = tables.clusters
+    top = (
+        clusters.filter(pl.col("level") == pl.col("level").max())
+        .head(10)
+        .select("title", "conversations", "unique_accounts", "mean_concern")
+    )
     return dg.MaterializeResult(
         metadata={
             "report": dg.MetadataValue.path(str(out / "report.html")),

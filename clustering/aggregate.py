@@ -33,56 +33,89 @@ def cluster_table(
     day: str,
     coordinates: np.ndarray | None = None,
 ) -> pl.DataFrame:
-    """One row per base cluster with exact counts, names and category counts.
+    """One row per base cluster (level 0, no parent) with exact counts, names and category counts.
 
     Noise is not a cluster and gets no row.
     """
-    joined = facets.join(assignments.select("conversation_id", "cluster_id"), on="conversation_id")
-    joined = joined.filter(pl.col("cluster_id") != NOISE)
-    if joined.is_empty():
+    nodes = pl.DataFrame(
+        {
+            "cluster_id": [n.cluster_id for n in names],
+            "level": [0] * len(names),
+            "parent_id": [None] * len(names),
+            "title": [n.title for n in names],
+            "description": [n.description for n in names],
+            "name_source": [n.source for n in names],
+        },
+        schema=NODE_SCHEMA,
+    )
+    members = with_coordinates(assignments, coordinates).filter(pl.col("cluster_id") != NOISE)
+    return node_table(facets, members, nodes, taxonomy_codes, day)
+
+
+NODE_SCHEMA: dict[str, type[pl.DataType]] = {
+    "cluster_id": pl.Int64,
+    "level": pl.Int64,
+    "parent_id": pl.Int64,
+    "title": pl.Utf8,
+    "description": pl.Utf8,
+    "name_source": pl.Utf8,
+}
+
+
+def with_coordinates(assignments: pl.DataFrame, coordinates: np.ndarray | None) -> pl.DataFrame:
+    """Assignments with each conversation's 2-D layout position (``x``, ``y``; null when unknown)."""
+    if coordinates is None or not len(coordinates):
+        return assignments.with_columns(pl.lit(None, pl.Float64).alias("x"), pl.lit(None, pl.Float64).alias("y"))
+    y = coordinates[:, 1] if coordinates.shape[1] > 1 else np.zeros(len(coordinates))
+    return assignments.with_columns(
+        pl.Series("x", coordinates[:, 0].astype(float)), pl.Series("y", np.asarray(y, dtype=float))
+    )
+
+
+def node_table(
+    facets: pl.DataFrame,
+    members: pl.DataFrame,
+    nodes: pl.DataFrame,
+    taxonomy_codes: Sequence[str],
+    day: str,
+) -> pl.DataFrame:
+    """One row per hierarchy node with exact counts aggregated from its member conversations.
+
+    Args:
+        facets: The day's facets (``conversation_id``, ``account``, ``concerning``,
+            ``task``, ``categories``).
+        members: One row per conversation and node it belongs to (``conversation_id``,
+            ``cluster_id``, and ``x``/``y`` layout positions); see
+            ``clustering.hierarchy.membership``.
+        nodes: ``cluster_id, level, parent_id, title, description, name_source``.
+        taxonomy_codes: Codes counted into ``cat_<code>`` columns.
+        day: The partition.
+    """
+    joined = facets.drop("cluster_id", strict=False).join(
+        members.select("conversation_id", "cluster_id", "x", "y"), on="conversation_id"
+    )
+    if joined.is_empty() or nodes.is_empty():
         return empty_cluster_table(taxonomy_codes)
     category_cols = [
         pl.col("categories").list.contains(code).sum().cast(pl.Int64).alias(f"cat_{code}")
         for code in taxonomy_codes
     ]
+    table = joined.group_by("cluster_id").agg(
+        pl.len().cast(pl.Int64).alias("conversations"),
+        pl.col("account").n_unique().cast(pl.Int64).alias("unique_accounts"),
+        pl.col("concerning").mean().alias("mean_concern"),
+        (pl.col("concerning") >= CONCERNING_AT).mean().alias("share_concerning"),
+        pl.col("task").mode().sort().first().alias("top_task"),
+        pl.col("x").mean(),
+        pl.col("y").mean(),
+        *category_cols,
+    )
     table = (
-        joined.group_by("cluster_id")
-        .agg(
-            pl.len().cast(pl.Int64).alias("conversations"),
-            pl.col("account").n_unique().cast(pl.Int64).alias("unique_accounts"),
-            pl.col("concerning").mean().alias("mean_concern"),
-            (pl.col("concerning") >= CONCERNING_AT).mean().alias("share_concerning"),
-            pl.col("task").mode().first().alias("top_task"),
-            *category_cols,
-        )
-        .sort("cluster_id")
+        nodes.select(list(NODE_SCHEMA))
+        .join(table, on="cluster_id", how="inner")
+        .with_columns(pl.lit(day).alias("day"))
+        .sort("level", "cluster_id")
     )
-    name_frame = pl.DataFrame(
-        {
-            "cluster_id": [n.cluster_id for n in names],
-            "title": [n.title for n in names],
-            "description": [n.description for n in names],
-            "name_source": [n.source for n in names],
-        },
-        schema={"cluster_id": pl.Int64, "title": pl.Utf8, "description": pl.Utf8, "name_source": pl.Utf8},
-    )
-    table = table.join(name_frame, on="cluster_id", how="left").with_columns(
-        pl.lit(day).alias("day"),
-        pl.lit(0, dtype=pl.Int64).alias("level"),
-    )
-    if coordinates is not None and len(coordinates):
-        xy = pl.DataFrame(
-            {
-                "cluster_id": assignments["cluster_id"],
-                "x": coordinates[:, 0].astype(float),
-                "y": coordinates[:, 1].astype(float) if coordinates.shape[1] > 1 else 0.0,
-            }
-        ).filter(pl.col("cluster_id") != NOISE)
-        table = table.join(
-            xy.group_by("cluster_id").agg(pl.col("x").mean(), pl.col("y").mean()), on="cluster_id", how="left"
-        )
-    else:
-        table = table.with_columns(pl.lit(None, pl.Float64).alias("x"), pl.lit(None, pl.Float64).alias("y"))
     return table.select(CLUSTER_COLUMNS + [f"cat_{c}" for c in taxonomy_codes])
 
 
@@ -90,6 +123,7 @@ CLUSTER_COLUMNS = [
     "day",
     "cluster_id",
     "level",
+    "parent_id",
     "title",
     "description",
     "name_source",
@@ -109,6 +143,7 @@ def empty_cluster_table(taxonomy_codes: Sequence[str]) -> pl.DataFrame:
         "day": pl.Utf8,
         "cluster_id": pl.Int64,
         "level": pl.Int64,
+        "parent_id": pl.Int64,
         "title": pl.Utf8,
         "description": pl.Utf8,
         "name_source": pl.Utf8,

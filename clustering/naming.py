@@ -149,3 +149,53 @@ class ClusterNamer:
                     NamedCluster(cid, f"Conversations about {top[0]}", "Most common topics: " + ", ".join(top) + ".", "fallback")
                 )
         return out
+
+
+class KeywordNamer:
+    """Names clusters by their most distinctive words (class-based TF-IDF, as BERTopic labels topics).
+
+    No LLM: useful where no model is available or as a cheap baseline. Titles
+    join the top keywords; they are never a member's sentence.
+    """
+
+    def __init__(self, top_words: int = 4):
+        self.top_words = top_words
+
+    def name(
+        self,
+        summaries: Sequence[str],
+        topics: Sequence[str],
+        labels: np.ndarray,
+        embeddings: np.ndarray,
+    ) -> list[NamedCluster]:
+        """Name every non-noise cluster in ``labels`` from its members' summaries and topics."""
+        from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
+
+        ids = sorted(set(labels.tolist()) - {-1})
+        if not ids:
+            return []
+        documents = [
+            " ".join(f"{summaries[i]} {topics[i]}" for i in np.flatnonzero(labels == cid)) for cid in ids
+        ]
+        vectorizer = CountVectorizer(stop_words=["user", "asked", "asks", "wanted", "wants", "help", *_STOP_WORDS])
+        counts = vectorizer.fit_transform(documents)
+        weights = TfidfTransformer().fit_transform(counts).toarray()
+        vocabulary = vectorizer.get_feature_names_out()
+        out = []
+        for k, cid in enumerate(ids):
+            order = np.argsort(-weights[k], kind="stable")[: self.top_words]
+            words = [str(vocabulary[j]) for j in order if weights[k, j] > 0]
+            title = " / ".join(words) if words else f"cluster {cid}"
+            out.append(NamedCluster(cid, title[:80], f"Most distinctive words: {', '.join(words)}.", "keywords"))
+        return out
+
+
+def _english_stop_words() -> list[str]:
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return sorted(ENGLISH_STOP_WORDS)
+
+
+_STOP_WORDS = _english_stop_words()
+
+NAMERS = ("llm", "keywords")

@@ -6,18 +6,24 @@ cosine similarity with an optimal one-to-one assignment (SciPy's
 and a cluster with no match is recognised as new. Flags combine concern with
 novelty or with statistically significant growth of the cluster's share of the
 day's traffic (one-sided binomial test against the trailing window,
-Benjamini-Hochberg corrected across the day's clusters).
+Benjamini-Hochberg corrected across the day's clusters) or with coordination:
+many accounts sending few distinct requests, or a burst in time, measured per
+cluster by ``coordination_signals``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+import re
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 from scipy.optimize import linear_sum_assignment
-from scipy.stats import binomtest, false_discovery_control
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.stats import binom, binomtest, false_discovery_control
 
 
 @dataclass(frozen=True)
@@ -30,7 +36,28 @@ class TrackingParams:
 
 @dataclass(frozen=True)
 class FlagRules:
-    """When a cluster is flagged. Configurable per deployment."""
+    """When a cluster is flagged. Configurable per deployment.
+
+    A cluster is flagged when its concern is high (any of the three concern
+    thresholds) and it is new, grew significantly, or looks coordinated, and it
+    has at least ``min_conversations``.
+
+    Attributes:
+        min_mean_concern: Mean ``concerning`` score (1-5) counted as high concern.
+        min_share_concerning: Share of conversations with ``concerning >= 4``.
+        min_high_severity_share: Share in one high- or critical-severity category.
+        growth_alpha: Benjamini-Hochberg level of the growth test.
+        min_growth_ratio: Least growth of the traffic share that counts.
+        min_conversations: Smallest cluster that can be flagged.
+        coordination_min_accounts: Least unique accounts for coordination.
+        coordination_max_distinct_ratio: Most distinct requests per conversation
+            (near-duplicates grouped) for "few distinct requests".
+        coordination_min_new_account_share: Least share of accounts unseen in
+            the trailing window (0 turns this condition off).
+        request_similarity: Cosine similarity at which two requests count as one.
+        burst_window_minutes: Width of the sliding window of the burst test.
+        burst_alpha: Level of the burst test (Bonferroni over the day's windows).
+    """
 
     min_mean_concern: float = 3.0
     min_share_concerning: float = 0.5
@@ -38,6 +65,12 @@ class FlagRules:
     growth_alpha: float = 0.05
     min_growth_ratio: float = 2.0
     min_conversations: int = 3
+    coordination_min_accounts: int = 5
+    coordination_max_distinct_ratio: float = 0.5
+    coordination_min_new_account_share: float = 0.0
+    request_similarity: float = 0.9
+    burst_window_minutes: int = 60
+    burst_alpha: float = 0.01
 
 
 def centroids(vectors: np.ndarray, labels: np.ndarray) -> tuple[list[int], np.ndarray]:
@@ -48,6 +81,169 @@ def centroids(vectors: np.ndarray, labels: np.ndarray) -> tuple[list[int], np.nd
     means = np.stack([vectors[labels == c].mean(axis=0) for c in ids])
     norms = np.linalg.norm(means, axis=1, keepdims=True)
     return ids, means / np.where(norms == 0, 1, norms)
+
+
+_NON_WORD = re.compile(r"[^a-z0-9]+")
+COORDINATION_SCHEMA = {
+    "cluster_id": pl.Int64,
+    "unique_accounts": pl.Int64,
+    "distinct_requests": pl.Int64,
+    "distinct_request_ratio": pl.Float64,
+    "new_account_share": pl.Float64,
+    "burst_conversations": pl.Int64,
+    "burst_expected": pl.Float64,
+    "burst_p": pl.Float64,
+}
+
+
+def normalize_request(text: str | None) -> str:
+    """Lower-cased words and digits only, so trivially edited copies compare equal."""
+    return " ".join(_NON_WORD.sub(" ", (text or "").lower()).split())
+
+
+def request_groups(requests: Sequence[str | None], vectors: np.ndarray | None, min_similarity: float) -> np.ndarray:
+    """Group near-duplicate requests; returns a group label per request.
+
+    Two requests are linked when their normalised text is equal or, with
+    ``vectors`` (unit-norm, aligned), their cosine similarity is at least
+    ``min_similarity``; groups are the connected components of those links.
+    """
+    n = len(requests)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    keys = [normalize_request(r) for r in requests]
+    first: dict[str, int] = {}
+    rows, cols = [], []
+    for i, key in enumerate(keys):
+        rows.append(i)
+        cols.append(first.setdefault(key, i))
+    if vectors is not None and n > 1:
+        sims = vectors @ vectors.T
+        r, c = np.nonzero(np.triu(sims >= min_similarity, k=1))
+        rows.extend(r.tolist())
+        cols.extend(c.tolist())
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def _burst(times: np.ndarray, day_times: np.ndarray, window: float, day_span: float) -> tuple[int, float, float]:
+    """Densest window of a cluster's timestamps against the day's traffic in it.
+
+    Each window starts at one of the cluster's conversations. Its count is
+    tested against a binomial with the day's share of traffic in the same
+    window (so daily cycles are not bursts); the smallest p-value is
+    Bonferroni-corrected by the number of disjoint windows in the day.
+
+    Returns:
+        Conversations in the densest window, their expected number, and the
+        corrected p-value.
+    """
+    n = len(times)
+    times = np.sort(times)
+    inside = np.searchsorted(times, times + window, side="left") - np.arange(n)
+    day_inside = np.searchsorted(day_times, times + window, side="left") - np.searchsorted(day_times, times, side="left")
+    share = np.clip(day_inside / len(day_times), 1e-12, 1.0)
+    p = binom.sf(inside - 1, n, share)
+    best = int(np.argmin(p))
+    windows = max(1, math.ceil(day_span / window))
+    return int(inside[best]), float(n * share[best]), float(min(1.0, p[best] * windows))
+
+
+def coordination_signals(
+    facets: pl.DataFrame,
+    assignments: pl.DataFrame,
+    rules: FlagRules,
+    *,
+    request_vectors: np.ndarray | None = None,
+    seen_accounts: Collection[str] | None = None,
+) -> pl.DataFrame:
+    """Per base cluster: how many accounts, how few distinct requests, how new, how bursty.
+
+    Args:
+        facets: The day's facets with ``conversation_id``, ``account``,
+            ``request`` and, if present, ``timestamp`` (Datetime).
+        assignments: ``conversation_id`` and ``cluster_id`` (-1 is noise and is skipped).
+        rules: ``request_similarity`` and ``burst_window_minutes`` are used.
+        request_vectors: Unit-norm embeddings of ``facets["request"]``, row
+            aligned; without them only normalised text groups near-duplicates.
+        seen_accounts: Accounts active in the trailing window; ``None`` when
+            unknown (``new_account_share`` is then null).
+
+    Returns:
+        One row per cluster (``COORDINATION_SCHEMA``): ``unique_accounts``,
+        ``distinct_requests`` and ``distinct_request_ratio`` (distinct request
+        groups per conversation), ``new_account_share`` (accounts not in
+        ``seen_accounts``), and the burst test's ``burst_conversations``,
+        ``burst_expected`` and ``burst_p`` (null without timestamps).
+    """
+    facets = facets.with_row_index("_row")
+    joined = facets.join(assignments.select("conversation_id", "cluster_id"), on="conversation_id").filter(
+        pl.col("cluster_id") != -1
+    )
+    has_time = "timestamp" in facets.columns and facets["timestamp"].null_count() < len(facets)
+    if has_time:
+        minutes = pl.col("timestamp").dt.epoch("ms") / 60_000.0
+        day_times = np.sort(facets.select(minutes.alias("m"))["m"].drop_nulls().to_numpy())
+        day_span = max(24 * 60.0, float(day_times[-1] - day_times[0]))
+        joined = joined.with_columns(minutes.alias("_minute"))
+    seen = set(seen_accounts) if seen_accounts is not None else None
+    out = []
+    for (cluster_id,), members in joined.sort("_row").group_by(["cluster_id"], maintain_order=True):
+        rows = members["_row"].to_numpy()
+        vectors = request_vectors[rows] if request_vectors is not None else None
+        distinct = int(len(set(request_groups(members["request"].to_list(), vectors, rules.request_similarity).tolist())))
+        accounts = set(members["account"].to_list())
+        row = {
+            "cluster_id": int(cluster_id),
+            "unique_accounts": len(accounts),
+            "distinct_requests": distinct,
+            "distinct_request_ratio": distinct / len(members),
+            "new_account_share": len(accounts - seen) / len(accounts) if seen is not None else None,
+            "burst_conversations": None,
+            "burst_expected": None,
+            "burst_p": None,
+        }
+        times = members["_minute"].drop_nulls().to_numpy() if has_time else np.zeros(0)
+        if len(times) >= 2:
+            k, expected, p = _burst(times, day_times, float(rules.burst_window_minutes), day_span)
+            row.update(burst_conversations=k, burst_expected=expected, burst_p=p)
+        out.append(row)
+    return pl.DataFrame(out, schema=COORDINATION_SCHEMA).sort("cluster_id")
+
+
+def coordination_reasons(signal: Mapping[str, object] | None, rules: FlagRules) -> list[str]:
+    """Reasons (with figures) a cluster's accounts look coordinated; empty when they do not.
+
+    Coordination needs at least ``coordination_min_accounts`` accounts, enough
+    accounts new to the trailing window when that is configured and known, and
+    either few distinct requests or a significant burst in time.
+    """
+    if not signal or signal.get("unique_accounts") is None:
+        return []
+    accounts = int(signal["unique_accounts"])  # type: ignore[arg-type]
+    if accounts < rules.coordination_min_accounts:
+        return []
+    new_share = signal.get("new_account_share")
+    if rules.coordination_min_new_account_share > 0 and (
+        new_share is None or new_share < rules.coordination_min_new_account_share  # type: ignore[operator]
+    ):
+        return []
+    out = []
+    ratio = float(signal["distinct_request_ratio"])  # type: ignore[arg-type]
+    if ratio <= rules.coordination_max_distinct_ratio:
+        out.append(
+            f"coordination: {accounts} accounts sent {signal['distinct_requests']} distinct requests "
+            f"(ratio {ratio:.2f} <= {rules.coordination_max_distinct_ratio})"
+        )
+    burst_p = signal.get("burst_p")
+    if burst_p is not None and burst_p < rules.burst_alpha:  # type: ignore[operator]
+        out.append(
+            f"burst: {signal['burst_conversations']} conversations within {rules.burst_window_minutes} min "
+            f"(expected {signal['burst_expected']:.1f} from the day's traffic, p={burst_p:.3g})"
+        )
+    if out and new_share is not None:
+        out.append(f"{new_share:.0%} of its {accounts} accounts not seen in the trailing window")
+    return out
 
 
 def link_tracks(
@@ -97,6 +293,7 @@ def flag_clusters(
     history_totals: Mapping[str, int],
     severity_by_code: Mapping[str, str],
     rules: FlagRules,
+    coordination: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Flags with reasons for today's clusters.
 
@@ -109,12 +306,18 @@ def flag_clusters(
         history_totals: Conversations with facets per earlier day in the window.
         severity_by_code: Taxonomy code to severity (``critical``/``high``/...).
         rules: Flag thresholds.
+        coordination: Output of ``coordination_signals`` for today; without it
+            the coordination rule cannot fire.
 
     Returns:
         One row per cluster: ``cluster_id``, ``track_id``, ``is_new``,
-        ``growth_ratio``, ``growth_q``, ``high_concern``, ``flagged``, ``reasons``.
+        ``growth_ratio``, ``growth_q``, ``high_concern``, ``coordinated``, the
+        coordination figures (``distinct_request_ratio``, ``new_account_share``,
+        ``burst_p``), ``flagged`` and ``reasons`` (each with its figures; empty
+        unless flagged).
     """
     joined = clusters.join(tracks, on="cluster_id", how="left")
+    signals = {} if coordination is None else {r["cluster_id"]: r for r in coordination.iter_rows(named=True)}
     trailing_total = sum(history_totals.values())
     past = (
         history.group_by("track_id").agg(pl.col("conversations").sum().alias("past_conversations"))
@@ -152,6 +355,9 @@ def flag_clusters(
             trend_reasons.append("new: no similar cluster in the trailing window")
         if growing:
             trend_reasons.append(f"share of traffic grew {ratio:.1f}x vs trailing window (BH q={q:.3g})")
+        signal = signals.get(row["cluster_id"])
+        coordinated = coordination_reasons(signal, rules)
+        trend_reasons += coordinated
         flagged = bool(concern_reasons) and bool(trend_reasons) and row["conversations"] >= rules.min_conversations
         out.append(
             {
@@ -161,6 +367,10 @@ def flag_clusters(
                 "growth_ratio": ratio,
                 "growth_q": float(q),
                 "high_concern": bool(concern_reasons),
+                "coordinated": bool(coordinated),
+                "distinct_request_ratio": signal["distinct_request_ratio"] if signal else None,
+                "new_account_share": signal["new_account_share"] if signal else None,
+                "burst_p": signal["burst_p"] if signal else None,
                 "flagged": flagged,
                 "reasons": concern_reasons + trend_reasons if flagged else [],
             }
@@ -174,7 +384,56 @@ def flag_clusters(
             "growth_ratio": pl.Float64,
             "growth_q": pl.Float64,
             "high_concern": pl.Boolean,
+            "coordinated": pl.Boolean,
+            "distinct_request_ratio": pl.Float64,
+            "new_account_share": pl.Float64,
+            "burst_p": pl.Float64,
             "flagged": pl.Boolean,
             "reasons": pl.List(pl.Utf8),
         },
     )
+
+
+def track_day(
+    day: str,
+    clusters: pl.DataFrame,
+    centres: pl.DataFrame,
+    day_total: int,
+    history: pl.DataFrame,
+    history_totals: Mapping[str, int],
+    severity_by_code: Mapping[str, str],
+    params: TrackingParams,
+    rules: FlagRules,
+    coordination: pl.DataFrame | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """One day's linking and flagging, as the ``cluster_tracks`` asset runs it.
+
+    Args:
+        day: Today's partition key.
+        clusters: Today's cluster table; only base rows (``level`` 0) are used.
+        centres: ``cluster_id`` and unit-norm ``centroid`` of today's base clusters.
+        day_total: Conversations with facets today.
+        history: Stored tracks of the earlier days in the window (this function's
+            first output on those days, concatenated).
+        history_totals: Conversations with facets per earlier day in the window.
+        severity_by_code: Taxonomy code to severity.
+        params: Linking parameters.
+        rules: Flag rules.
+        coordination: ``coordination_signals`` for today, if computed.
+
+    Returns:
+        The tracks to store for later days (``cluster_id``, ``track_id``,
+        ``is_new``, ``similarity``, ``conversations``, ``centroid``, ``day``) and
+        the flags (``flag_clusters``).
+    """
+    if "level" in clusters.columns:
+        clusters = clusters.filter(pl.col("level") == 0)
+    today = np.asarray(centres["centroid"].to_list(), dtype=float) if len(centres) else np.zeros((0, 0))
+    tracks = link_tracks(day, centres["cluster_id"].to_list(), today, history, params)
+    flags = flag_clusters(clusters, tracks, history, day_total, history_totals, severity_by_code, rules, coordination)
+    stored = (
+        tracks.join(clusters.select("cluster_id", "conversations"), on="cluster_id")
+        .join(centres, on="cluster_id")
+        .with_columns(pl.lit(day).alias("day"))
+    )
+    return stored, flags

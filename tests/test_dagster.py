@@ -11,7 +11,8 @@ import pytest
 
 from assets import stages
 from assets.definitions import RESOURCES_BY_DEPLOYMENT, build_definitions, local_resources
-from clustering.aggregate import assignments_frame, cluster_table
+from clustering.aggregate import NODE_SCHEMA, assignments_frame, cluster_table, node_table, with_coordinates
+from clustering.hierarchy import membership
 from clustering.naming import NamedCluster
 from privacy.gate import Thresholds, apply_thresholds, threshold_violations
 from tests.conftest import SAMPLE
@@ -24,7 +25,15 @@ def test_definitions_load(deployment):
     defs = build_definitions(deployment)
     job = defs.resolve_job_def("daily_pipeline")
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert keys == {"redacted_conversations", "conversation_facets", "base_clusters", "released_clusters", "cluster_tracks", "cluster_report"}
+    assert keys == {
+        "redacted_conversations",
+        "conversation_facets",
+        "base_clusters",
+        "cluster_hierarchy",
+        "released_clusters",
+        "cluster_tracks",
+        "cluster_report",
+    }
     assert job.partitions_def is not None
     checks = list(defs.resolve_asset_graph().asset_check_keys)
     assert [c.name for c in checks] == ["k_anonymity_thresholds"]
@@ -66,7 +75,23 @@ def synthetic_state(state_dir, accounts_per_cluster):
     codes = ["vcr", "ncr"]
     table = cluster_table(facets, assignments, names, codes, DAY)
     assignments.write_parquet(day_state / stages.ASSIGNMENTS)
-    table.write_parquet(day_state / stages.CLUSTERS)
+    table.write_parquet(day_state / stages.BASE)
+    # Two more levels: one mid node per base cluster, and one top node over all of them.
+    n = len(accounts_per_cluster)
+    nodes = pl.DataFrame(
+        {
+            "cluster_id": [*range(n), *range(n, 2 * n), 2 * n],
+            "level": [0] * n + [1] * n + [2],
+            "parent_id": [*range(n, 2 * n), *([2 * n] * n), None],
+            "title": [f"Cluster title {c}" for c in range(n)] + [f"Mid title {c}" for c in range(n)] + ["Top title"],
+            "description": ["desc"] * (2 * n + 1),
+            "name_source": ["llm"] * (2 * n + 1),
+        },
+        schema=NODE_SCHEMA,
+    )
+    members = membership(with_coordinates(assignments, None), nodes)
+    members.write_parquet(day_state / stages.MEMBERSHIP)
+    node_table(facets, members, nodes, codes, DAY).write_parquet(day_state / stages.CLUSTERS)
     ids = list(range(len(accounts_per_cluster)))
     pl.DataFrame(
         {"cluster_id": ids, "centroid": np.eye(len(ids), 8).tolist()}, schema={"cluster_id": pl.Int64, "centroid": pl.List(pl.Float64)}
@@ -94,7 +119,11 @@ def test_gate_withholds_small_cluster_from_report(tmp_path):
     [check] = result.get_asset_check_evaluations()
     assert check.passed
     report = pl.read_parquet(tmp_path / "out" / "reports" / DAY / "clusters.parquet")
-    assert sorted(report["title"]) == ["Cluster title 0", "Cluster title 2"]
+    assert sorted(report.filter(pl.col("level") == 0)["title"]) == ["Cluster title 0", "Cluster title 2"]
+    assert sorted(report.filter(pl.col("level") == 1)["title"]) == ["Mid title 0", "Mid title 2"]
+    assert report.filter(pl.col("level") == 2)["title"].to_list() == ["Top title"]
+    parents = dict(zip(report["cluster_id"], report["parent_id"], strict=True))
+    assert parents[0] == 3 and parents[3] == 6 and parents[6] is None
     html = (tmp_path / "out" / "reports" / DAY / "report.html").read_text()
     assert "Cluster title 0" in html and "Cluster title 1" not in html
 
@@ -114,7 +143,8 @@ def test_failing_gate_check_blocks_the_report(tmp_path, monkeypatch):
         raise_on_error=False,
     )
     [check] = result.get_asset_check_evaluations()
-    assert not check.passed and check.metadata["violating_clusters"].value == 1
+    # cluster 1 and the mid-level node holding only it are both under the thresholds
+    assert not check.passed and check.metadata["violating_clusters"].value == 2
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "cluster_report" not in materialized
     assert not (tmp_path / "out" / "reports" / DAY / "clusters.parquet").exists()
@@ -184,7 +214,15 @@ def test_partition_produces_report(small_day):
     root, result, valid, malformed = small_day
     assert result.success
     report_dir = root / "out" / "reports" / DAY
-    assert {p.name for p in report_dir.iterdir()} == {"clusters.parquet", "cluster_categories.parquet", "run_summary.parquet", "report.html"}
+    assert {p.name for p in report_dir.iterdir()} == {
+        "clusters.parquet",
+        "cluster_categories.parquet",
+        "run_summary.parquet",
+        "dead_letters.parquet",
+        "redacted_entities.parquet",
+        "withheld_by_layer.parquet",
+        "report.html",
+    }
     summary = pl.read_parquet(report_dir / "run_summary.parquet")
     metrics = dict(zip(summary["metric"], summary["value"], strict=True))
     assert metrics["records_read"] == len(valid) + len(malformed)
@@ -198,6 +236,10 @@ def test_partition_produces_report(small_day):
     released = pl.read_parquet(root / "state" / DAY / stages.RELEASED)  # exact counts, private
     assert sorted(clusters["cluster_id"]) == sorted(released["cluster_id"])
     assert (released["unique_accounts"] >= 2).all()
+    hierarchy = pl.read_parquet(root / "state" / DAY / stages.CLUSTERS)
+    assert set(hierarchy["level"]) == {0, 1, 2}, "base, mid and top levels"
+    published = set(clusters["cluster_id"])
+    assert all(p is None or p in published for p in clusters["parent_id"]), "the published tree has no dangling parents"
     assert (clusters["conversations"] >= 0).all()  # published counts are DP-noised
     assert "differentially private" in (report_dir / "report.html").read_text()
     assert not {"summary", "request", "account", "conversation_id", "messages"} & set(clusters.columns)

@@ -1,0 +1,439 @@
+"""Multi-level cluster hierarchy built the way Clio builds it.
+
+From the base clusters' names, each level up is made by:
+
+1. embedding the children's names and grouping them into neighbourhoods (k-means),
+2. asking the LLM to propose parent categories for each neighbourhood,
+3. deduplicating the proposals across neighbourhoods down to the level's target
+   size (Ward clustering of the proposals' embeddings, one representative each),
+4. assigning every child to a parent: the LLM chooses among the
+   ``assign_candidates`` most similar proposals (constrained to their titles),
+   with the most similar one where the LLM fails, and
+5. renaming each parent from the children it actually received, with its
+   nearest sibling parents as contrast.
+
+This repeats until the top level has ``top_min``..``top_max`` nodes (fewer when
+the day has few base clusters). The ``embedding`` strategy skips steps 2-4 and
+groups children by Ward clustering of their name embeddings; it is also the
+fallback for a level whose proposals all failed. Names come only from cluster
+names, never from conversations.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+from pydantic import BaseModel, Field, ValidationError
+
+from clustering.embed import Embedder
+from clustering.naming import ClusterName
+from summarize.llm import LLM, JsonRequest, LLMError
+
+HIERARCHY_PROMPT_VERSION = "hierarchy-v1"
+STRATEGIES = ("clio", "embedding")
+
+
+@dataclass(frozen=True)
+class HierarchyParams:
+    """Shape of the hierarchy: how many levels and how wide each is."""
+
+    levels: int = 3
+    top_min: int = 10
+    top_max: int = 20
+    branching: float = 4.0
+    neighbourhood_size: int = 40
+    strategy: str = "clio"
+    assign_candidates: int = 4
+    max_attempts: int = 3
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if self.levels < 2:
+            raise ValueError("a hierarchy needs at least 2 levels (base and top)")
+        if not 1 <= self.top_min <= self.top_max:
+            raise ValueError("need 1 <= top_min <= top_max")
+        if self.branching <= 1:
+            raise ValueError("branching must be above 1")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown hierarchy strategy {self.strategy!r}; choose one of {STRATEGIES}")
+
+    def level_sizes(self, n_base: int) -> list[int]:
+        """Target node count per level, base first, shrinking geometrically to the top."""
+        if n_base == 0:
+            return [0] * self.levels
+        top = round(n_base / self.branching ** (self.levels - 1))
+        top = min(self.top_max, max(min(self.top_min, math.ceil(n_base / self.branching)), top), n_base)
+        sizes = [n_base]
+        for level in range(1, self.levels):
+            size = round(n_base * (top / n_base) ** (level / (self.levels - 1)))
+            sizes.append(max(top, min(size, sizes[-1])))
+        return sizes
+
+
+class ParentCategory(BaseModel):
+    """A proposed parent category."""
+
+    title: str = Field(min_length=3, max_length=80)
+    description: str = Field(min_length=10, max_length=200)
+
+
+def _proposal_schema(count: int) -> dict:
+    item = {**ParentCategory.model_json_schema(), "additionalProperties": False, "required": ["title", "description"]}
+    return {
+        "type": "object",
+        "properties": {"categories": {"type": "array", "items": item, "minItems": 1, "maxItems": count}},
+        "required": ["categories"],
+        "additionalProperties": False,
+    }
+
+
+class Proposals(BaseModel):
+    """The LLM's answer to a proposal request."""
+
+    categories: list[ParentCategory] = Field(min_length=1)
+
+
+PROPOSE_SYSTEM = """\
+You organise an aggregate usage report into a hierarchy. You see the titles of \
+groups of requests. Propose broader parent categories that together cover all of \
+them; each parent should cover several of the titles. Parent titles are short \
+imperative phrases, broader than the titles they cover, with no names, places or \
+other specific details. Answer with a JSON object {"categories": [{"title": ..., \
+"description": ...}, ...]}."""
+
+PROPOSE_EXAMPLE_USER = """\
+Titles:
+- Debug React state updates
+- Fix Python pandas merge errors
+- Write SQL queries for sales reports
+- Plan a week of vegetarian meals
+- Suggest recipes for a dinner party
+
+Propose 2 parent categories."""
+PROPOSE_EXAMPLE_ANSWER = json.dumps(
+    {
+        "categories": [
+            {"title": "Write and debug software and queries", "description": "Help with writing, fixing and optimising code and database queries."},
+            {"title": "Plan meals and cooking", "description": "Help with meal planning, recipes and cooking for events."},
+        ]
+    }
+)
+
+RENAME_SYSTEM = """\
+You name a category in an aggregate usage report. You see the titles of the groups \
+it contains and, for contrast, titles from neighbouring categories. Write a title \
+that is broader than every contained title yet specific enough to tell it apart \
+from its neighbours, and a one-sentence description. No names, places or other \
+specific details. Answer with a JSON object with "title" (2 to 8 words) and "description"."""
+
+RENAME_EXAMPLE_USER = """\
+Titles in this category:
+- Debug React state updates
+- Fix CSS layout problems in web pages
+
+Titles in neighbouring categories (not this one):
+- Write SQL queries for sales reports
+
+Write the title and description."""
+RENAME_EXAMPLE_ANSWER = json.dumps(
+    {"title": "Build and debug web front ends", "description": "Help with writing and fixing web page code, styling and interactive components."}
+)
+
+ASSIGN_SYSTEM = """\
+You sort groups of requests into categories of an aggregate usage report. You see \
+one group's title and description and a list of categories. Choose the category \
+that fits the group best. Answer with a JSON object {"category": ...}."""
+
+
+class Assignment(BaseModel):
+    """The LLM's choice of parent for one child."""
+
+    category: str
+
+
+NAME_SCHEMA = {**ClusterName.model_json_schema(), "additionalProperties": False, "required": ["title", "description"]}
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms == 0, 1, norms)
+
+
+def _ward_groups(vectors: np.ndarray, k: int) -> np.ndarray:
+    """Group unit vectors into ``k`` groups (Ward linkage); labels 0..k-1."""
+    if k >= len(vectors):
+        return np.arange(len(vectors))
+    if k <= 1:
+        return np.zeros(len(vectors), dtype=np.int64)
+    from sklearn.cluster import AgglomerativeClustering
+
+    return AgglomerativeClustering(n_clusters=k, linkage="ward").fit_predict(vectors)
+
+
+def _neighbourhoods(vectors: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Split children into neighbourhoods of about ``size`` by k-means."""
+    k = math.ceil(len(vectors) / size)
+    if k <= 1:
+        return np.zeros(len(vectors), dtype=np.int64)
+    from sklearn.cluster import KMeans
+
+    return KMeans(n_clusters=k, random_state=seed, n_init=4).fit_predict(vectors)
+
+
+def _name_text(titles: Sequence[str], descriptions: Sequence[str]) -> list[str]:
+    return [f"{t}: {d}" for t, d in zip(titles, descriptions, strict=True)]
+
+
+class HierarchyBuilder:
+    """Builds parent levels over named base clusters with an LLM and an embedder."""
+
+    def __init__(self, llm: LLM, embedder: Embedder, params: HierarchyParams | None = None):
+        self.llm = llm
+        self.embedder = embedder
+        self.params = params or HierarchyParams()
+
+    def _ask(self, requests: list[JsonRequest], model: type[BaseModel]) -> list[BaseModel | None]:
+        """Ask for every request, retrying invalid answers with sampling; None where all attempts failed."""
+        out: list[BaseModel | None] = [None] * len(requests)
+        pending = list(range(len(requests)))
+        for attempt in range(self.params.max_attempts):
+            if not pending:
+                break
+            batch = [
+                JsonRequest(r.messages, r.schema, r.max_tokens, temperature=0.0 if attempt == 0 else 0.7, attempt=attempt)
+                for r in (requests[k] for k in pending)
+            ]
+            retry = []
+            for k, answer in zip(pending, self.llm.generate_json_many(batch), strict=True):
+                try:
+                    if isinstance(answer, LLMError):
+                        raise answer
+                    out[k] = model.model_validate(json.loads(answer))
+                except (LLMError, ValidationError, json.JSONDecodeError):
+                    retry.append(k)
+            pending = retry
+        return out
+
+    def _propose(self, titles: list[str], groups: np.ndarray, target: int) -> list[ParentCategory]:
+        """Parent proposals from each neighbourhood, about ``target`` in all."""
+        requests = []
+        for g in sorted(set(groups.tolist())):
+            members = [titles[i] for i in np.flatnonzero(groups == g)]
+            want = max(1, round(len(members) * target / len(titles)))
+            user = "Titles:\n" + "\n".join(f"- {t}" for t in members) + f"\n\nPropose {want} parent categories."
+            messages = [
+                {"role": "system", "content": PROPOSE_SYSTEM},
+                {"role": "user", "content": PROPOSE_EXAMPLE_USER},
+                {"role": "assistant", "content": PROPOSE_EXAMPLE_ANSWER},
+                {"role": "user", "content": user},
+            ]
+            requests.append(JsonRequest(messages, _proposal_schema(want), 60 + 70 * want))
+        proposals: list[ParentCategory] = []
+        for answer in self._ask(requests, Proposals):
+            if isinstance(answer, Proposals):
+                proposals.extend(answer.categories)
+        return proposals
+
+    def _group_clio(
+        self, titles: list[str], descriptions: list[str], vectors: np.ndarray, target: int
+    ) -> np.ndarray | None:
+        """Children's parent index by LLM proposals, dedupe and best-parent assignment."""
+        groups = _neighbourhoods(vectors, self.params.neighbourhood_size, self.params.seed)
+        proposals = self._propose(titles, groups, target)
+        if not proposals:
+            return None
+        candidates = _unit(self.embedder.encode(_name_text([p.title for p in proposals], [p.description for p in proposals])))
+        keep = list(range(len(proposals)))
+        if len(candidates) > target:
+            merged = _ward_groups(candidates, target)
+            keep = []
+            for g in sorted(set(merged.tolist())):
+                idx = np.flatnonzero(merged == g)
+                centre = candidates[idx].mean(axis=0)
+                keep.append(int(idx[np.argmax(candidates[idx] @ centre)]))
+        chosen = [proposals[k] for k in keep]
+        candidates = candidates[keep]
+        parent = self._assign(titles, descriptions, vectors, [c.title for c in chosen], candidates)
+        _, dense = np.unique(parent, return_inverse=True)
+        return dense.astype(np.int64)
+
+    def _assign(
+        self,
+        titles: list[str],
+        descriptions: list[str],
+        vectors: np.ndarray,
+        parent_titles: list[str],
+        parent_vectors: np.ndarray,
+    ) -> np.ndarray:
+        """Each child's parent: the LLM picks among the most similar candidates (embedding argmax if it fails)."""
+        similarity = vectors @ parent_vectors.T
+        parent = np.argmax(similarity, axis=1)
+        k = min(self.params.assign_candidates, len(parent_titles))
+        if k < 2:
+            return parent
+        shortlists = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
+        requests = []
+        for i, shortlist in enumerate(shortlists):
+            options = list(dict.fromkeys(parent_titles[j] for j in shortlist))
+            user = (
+                f"Group: {titles[i]}\nDescription: {descriptions[i]}\n\nCategories:\n"
+                + "\n".join(f"- {o}" for o in options)
+                + "\n\nWhich category fits the group best?"
+            )
+            schema = {
+                "type": "object",
+                "properties": {"category": {"type": "string", "enum": options}},
+                "required": ["category"],
+                "additionalProperties": False,
+            }
+            messages = [{"role": "system", "content": ASSIGN_SYSTEM}, {"role": "user", "content": user}]
+            requests.append(JsonRequest(messages, schema, 40))
+        for i, (shortlist, answer) in enumerate(zip(shortlists, self._ask(requests, Assignment), strict=True)):
+            if isinstance(answer, Assignment):
+                picked = [j for j in shortlist if parent_titles[j] == answer.category]
+                if picked:
+                    parent[i] = picked[0]
+        return parent
+
+    def _rename(self, titles: list[str], parent: np.ndarray, vectors: np.ndarray) -> list[tuple[str, str, str]]:
+        """(title, description, source) per parent, from its children's titles."""
+        ids = sorted(set(parent.tolist()))
+        centres = _unit(np.stack([vectors[parent == p].mean(axis=0) for p in ids]))
+        requests = []
+        for k, p in enumerate(ids):
+            inside = [titles[i] for i in np.flatnonzero(parent == p)][:12]
+            nearest = [ids[j] for j in np.argsort(-(centres @ centres[k])) if ids[j] != p][:2]
+            outside = [titles[i] for i in np.flatnonzero(np.isin(parent, nearest))][:4]
+            user = "Titles in this category:\n" + "\n".join(f"- {t}" for t in inside)
+            if outside:
+                user += "\n\nTitles in neighbouring categories (not this one):\n" + "\n".join(f"- {t}" for t in outside)
+            user += "\n\nWrite the title and description."
+            messages = [
+                {"role": "system", "content": RENAME_SYSTEM},
+                {"role": "user", "content": RENAME_EXAMPLE_USER},
+                {"role": "assistant", "content": RENAME_EXAMPLE_ANSWER},
+                {"role": "user", "content": user},
+            ]
+            requests.append(JsonRequest(messages, NAME_SCHEMA, 120))
+        names = []
+        for k, (p, answer) in enumerate(zip(ids, self._ask(requests, ClusterName), strict=True)):
+            if isinstance(answer, ClusterName):
+                names.append((answer.title, answer.description, "llm"))
+            else:
+                # The child title nearest the parent's centre stands in.
+                idx = np.flatnonzero(parent == p)
+                best = int(idx[np.argmax(vectors[idx] @ centres[k])])
+                names.append((titles[best], f"Groups such as: {', '.join(titles[i] for i in idx[:3])}.", "fallback"))
+        return names
+
+    def build(self, base: pl.DataFrame) -> pl.DataFrame:
+        """All nodes of the hierarchy: the base clusters plus every parent level.
+
+        Args:
+            base: one row per base cluster with ``cluster_id``, ``title``, ``description``.
+
+        Returns:
+            ``cluster_id, level, parent_id, title, description, name_source`` for
+            every node; ids of parents continue after the largest base id, and
+            ``parent_id`` is null at the top level.
+        """
+        base = base.sort("cluster_id")
+        sizes = self.params.level_sizes(len(base))
+        level_ids = base["cluster_id"].to_list()
+        titles = base["title"].to_list()
+        descriptions = base["description"].to_list()
+        sources = base["name_source"].to_list() if "name_source" in base.columns else ["llm"] * len(base)
+        rows = {"cluster_id": [], "level": [], "parent_id": [], "title": [], "description": [], "name_source": []}
+        next_id = (max(level_ids) + 1) if level_ids else 0
+        for level in range(1, self.params.levels + 1):
+            parents: list[int | None]
+            if level == self.params.levels or not level_ids:
+                parents = [None] * len(level_ids)
+                parent_names: list[tuple[str, str, str]] = []
+            else:
+                vectors = _unit(self.embedder.encode(_name_text(titles, descriptions)))
+                target = sizes[level]
+                grouping = None
+                if self.params.strategy == "clio" and target < len(level_ids):
+                    grouping = self._group_clio(titles, descriptions, vectors, target)
+                if grouping is None:
+                    grouping = _ward_groups(vectors, target)
+                parent_names = self._rename(titles, grouping, vectors)
+                parents = [next_id + int(g) for g in grouping]
+            for node, parent, t, d, s in zip(level_ids, parents, titles, descriptions, sources, strict=True):
+                rows["cluster_id"].append(int(node))
+                rows["level"].append(level - 1)
+                rows["parent_id"].append(parent)
+                rows["title"].append(t)
+                rows["description"].append(d)
+                rows["name_source"].append(s)
+            if not parent_names:
+                break
+            level_ids = [next_id + k for k in range(len(parent_names))]
+            titles = [n[0] for n in parent_names]
+            descriptions = [n[1] for n in parent_names]
+            sources = [n[2] for n in parent_names]
+            next_id += len(parent_names)
+        return pl.DataFrame(
+            rows,
+            schema={
+                "cluster_id": pl.Int64,
+                "level": pl.Int64,
+                "parent_id": pl.Int64,
+                "title": pl.Utf8,
+                "description": pl.Utf8,
+                "name_source": pl.Utf8,
+            },
+        )
+
+
+def build_hierarchy(
+    base: pl.DataFrame, llm: LLM, embedder: Embedder, params: HierarchyParams | None = None
+) -> pl.DataFrame:
+    """Nodes of every level over the named base clusters (see ``HierarchyBuilder.build``)."""
+    return HierarchyBuilder(llm, embedder, params).build(base)
+
+
+def ancestors(nodes: pl.DataFrame) -> pl.DataFrame:
+    """Each base cluster's node at every level: ``base_id, level, cluster_id`` (level 0 is itself)."""
+    parent = dict(zip(nodes["cluster_id"].to_list(), nodes["parent_id"].to_list(), strict=True))
+    base_ids = nodes.filter(pl.col("level") == 0)["cluster_id"].to_list()
+    rows: dict[str, list[int]] = {"base_id": [], "level": [], "cluster_id": []}
+    for base_id in base_ids:
+        node: int | None = base_id
+        level = 0
+        while node is not None:
+            rows["base_id"].append(base_id)
+            rows["level"].append(level)
+            rows["cluster_id"].append(node)
+            node = parent.get(node)
+            level += 1
+    return pl.DataFrame(rows, schema={"base_id": pl.Int64, "level": pl.Int64, "cluster_id": pl.Int64})
+
+
+def membership(assignments: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
+    """Assignments expanded to every level: one row per conversation and node it belongs to.
+
+    Noise (-1) belongs to no node and is dropped. Columns of ``assignments`` are
+    kept, with ``cluster_id`` replaced by the node id and ``level`` added.
+    """
+    links = ancestors(nodes)
+    return (
+        assignments.filter(pl.col("cluster_id") >= 0)
+        .rename({"cluster_id": "base_id"})
+        .join(links, on="base_id")
+        .drop("base_id")
+    )
+
+
+def top_level_labels(base_labels: np.ndarray, nodes: pl.DataFrame) -> np.ndarray:
+    """Each conversation's top-level node id (-1 stays -1), from its base label."""
+    links = ancestors(nodes)
+    top = links.sort("level").group_by("base_id", maintain_order=True).last()
+    mapping = dict(zip(top["base_id"].to_list(), top["cluster_id"].to_list(), strict=True))
+    return np.array([mapping.get(int(x), -1) if x >= 0 else -1 for x in base_labels], dtype=np.int64)

@@ -1,0 +1,225 @@
+"""The cluster hierarchy: level sizes, Clio-style grouping, tree consistency and aggregation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from clustering.aggregate import node_table, with_coordinates
+from clustering.hierarchy import (
+    HierarchyBuilder,
+    HierarchyParams,
+    ancestors,
+    membership,
+    top_level_labels,
+)
+from privacy.release import reattach_to_released
+from summarize.llm import LLM, LLMError
+
+TOPICS = {
+    "code": [
+        "Debug Python list comprehension errors",
+        "Fix JavaScript promise chains",
+        "Write SQL joins for sales tables",
+        "Refactor Java classes for testability",
+    ],
+    "food": [
+        "Plan vegetarian weekly meals",
+        "Bake sourdough bread at home",
+        "Cook quick pasta dinners",
+        "Suggest desserts for a dinner party",
+    ],
+    "travel": [
+        "Plan a budget trip through Europe",
+        "Pack luggage for a long flight",
+        "Choose hotels near city centres",
+        "Book train journeys across countries",
+    ],
+}
+PARENTS = {
+    "code": ("Write and debug software", "Help with writing, fixing and improving program code."),
+    "food": ("Cook and plan meals", "Help with recipes, baking and planning meals."),
+    "travel": ("Plan trips and travel", "Help with planning journeys, bookings and packing."),
+}
+
+
+class TopicLLM(LLM):
+    """Test double: proposes the three true parents and names a parent after its children's topic."""
+
+    model_id = "test:topics"
+
+    def __init__(self, fail_proposals: bool = False):
+        self.fail_proposals = fail_proposals
+        self.calls: list[str] = []
+
+    def generate_json(self, request):
+        prompt = request.messages[-1]["content"]
+        if "Propose" in prompt:
+            self.calls.append("propose")
+            if self.fail_proposals:
+                raise LLMError("server down")
+            return json.dumps({"categories": [{"title": t, "description": d} for t, d in PARENTS.values()]})
+        if "Which category" in prompt:
+            self.calls.append("assign")
+            group = prompt.split("\n")[0]
+            topic = next(t for t, titles in TOPICS.items() if any(x in group for x in titles))
+            return json.dumps({"category": PARENTS[topic][0]})
+        self.calls.append("rename")
+        inside = prompt.split("Titles in neighbouring")[0]
+        votes = {topic: sum(t in inside for t in [*titles, PARENTS[topic][0]]) for topic, titles in TOPICS.items()}
+        title, description = PARENTS[max(votes, key=votes.get)]
+        return json.dumps({"title": title, "description": description})
+
+
+def base_frame() -> tuple[pl.DataFrame, dict[int, str]]:
+    rows, truth = [], {}
+    for topic, titles in TOPICS.items():
+        for title in titles:
+            truth[len(rows)] = topic
+            rows.append({"cluster_id": len(rows), "title": title, "description": f"Users ask to {title.lower()}.", "name_source": "llm"})
+    return pl.DataFrame(rows), truth
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    from clustering.embed import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder()
+
+
+@pytest.mark.parametrize(
+    ("n_base", "expected"),
+    [(0, [0, 0, 0]), (1, [1, 1, 1]), (5, [5, 3, 2]), (12, [12, 6, 3]), (100, [100, 32, 10]), (2000, [2000, 200, 20])],
+)
+def test_level_sizes_shrink_to_the_top_target(n_base, expected):
+    assert HierarchyParams().level_sizes(n_base) == expected
+
+
+@pytest.mark.parametrize("kwargs", [{"levels": 1}, {"top_min": 0}, {"top_min": 5, "top_max": 3}, {"branching": 1.0}, {"strategy": "random"}])
+def test_invalid_params_are_rejected(kwargs):
+    with pytest.raises(ValueError):
+        HierarchyParams(**kwargs)
+
+
+def assert_tree(nodes: pl.DataFrame, levels: int) -> None:
+    ids = nodes["cluster_id"].to_list()
+    assert len(ids) == len(set(ids)), "node ids are unique across levels"
+    level_of = dict(zip(ids, nodes["level"].to_list(), strict=True))
+    for node, parent, level in nodes.select("cluster_id", "parent_id", "level").iter_rows():
+        if level == levels - 1:
+            assert parent is None
+        else:
+            assert level_of[parent] == level + 1, f"node {node} points to a parent one level up"
+    assert set(nodes["level"]) == set(range(levels))
+
+
+@pytest.mark.parametrize("strategy", ["clio", "embedding"])
+def test_hierarchy_groups_related_clusters(embedder, strategy):
+    base, truth = base_frame()
+    llm = TopicLLM()
+    params = HierarchyParams(levels=3, top_min=3, top_max=3, branching=2.0, strategy=strategy)
+    nodes = HierarchyBuilder(llm, embedder, params).build(base)
+    assert_tree(nodes, 3)
+    assert nodes.filter(pl.col("level") == 2).height == 3
+    links = ancestors(nodes).filter(pl.col("level") == 2)
+    top_of = dict(zip(links["base_id"].to_list(), links["cluster_id"].to_list(), strict=True))
+    for topic in TOPICS:
+        members = [b for b, t in truth.items() if t == topic]
+        assert len({top_of[b] for b in members}) == 1, f"all {topic} clusters share one top node"
+    assert len(set(top_of.values())) == 3
+    tops = nodes.filter(pl.col("level") == 2)
+    assert set(tops["title"]) == {p[0] for p in PARENTS.values()}
+    assert set(tops["name_source"]) == {"llm"}
+    if strategy == "clio":
+        assert "propose" in llm.calls and "assign" in llm.calls
+    else:
+        assert "propose" not in llm.calls
+
+
+def test_failed_proposals_fall_back_to_embedding_groups(embedder):
+    base, _ = base_frame()
+    llm = TopicLLM(fail_proposals=True)
+    nodes = HierarchyBuilder(llm, embedder, HierarchyParams(top_min=3, top_max=3, branching=2.0, max_attempts=2)).build(base)
+    assert_tree(nodes, 3)
+    assert llm.calls.count("propose") >= 2  # retried before falling back
+    assert nodes.filter(pl.col("level") == 2).height == 3
+
+
+def test_small_day_still_has_three_levels(embedder):
+    base, _ = base_frame()
+    nodes = HierarchyBuilder(TopicLLM(), embedder).build(base.head(1))
+    assert_tree(nodes, 3)
+    assert nodes.height == 3
+
+
+def test_same_input_gives_the_same_hierarchy(embedder):
+    base, _ = base_frame()
+    params = HierarchyParams(top_min=3, top_max=3, branching=2.0)
+    first = HierarchyBuilder(TopicLLM(), embedder, params).build(base)
+    second = HierarchyBuilder(TopicLLM(), embedder, params).build(base)
+    assert first.equals(second)
+
+
+def test_aggregated_counts_are_consistent_over_the_tree(embedder):
+    base, _ = base_frame()
+    nodes = HierarchyBuilder(TopicLLM(), embedder, HierarchyParams(top_min=3, top_max=3, branching=2.0)).build(base)
+    rng = np.random.default_rng(0)
+    n = 120
+    labels = rng.integers(-1, len(base), n)
+    facets = pl.DataFrame(
+        {
+            "conversation_id": [f"c{i}" for i in range(n)],
+            "account": [f"a{rng.integers(0, 30)}" for _ in range(n)],
+            "concerning": rng.integers(1, 6, n),
+            "task": rng.choice(["coding", "writing"], n),
+            "categories": [["vcr"] if rng.random() < 0.2 else [] for _ in range(n)],
+        }
+    )
+    assignments = pl.DataFrame({"conversation_id": facets["conversation_id"], "account": facets["account"], "cluster_id": labels})
+    members = membership(with_coordinates(assignments, rng.normal(size=(n, 2))), nodes)
+    table = node_table(facets, members, nodes, ["vcr"], "2026-11-02")
+    clustered = int((labels >= 0).sum())
+    for level in range(3):
+        level_rows = table.filter(pl.col("level") == level)
+        assert level_rows["conversations"].sum() == clustered, "each level partitions the clustered conversations"
+        assert level_rows["cat_vcr"].sum() == facets.filter(pl.Series(labels >= 0))["categories"].list.contains("vcr").sum()
+    children = table.filter(pl.col("level") < 2).group_by("parent_id").agg(pl.col("conversations").sum())
+    parents = table.select(pl.col("cluster_id").alias("parent_id"), pl.col("conversations").alias("parent_conversations"))
+    joined = children.join(parents, on="parent_id")
+    assert (joined["conversations"] == joined["parent_conversations"]).all()
+    for row in table.filter(pl.col("level") == 2).iter_rows(named=True):
+        inside = members.filter(pl.col("cluster_id") == row["cluster_id"])
+        assert row["unique_accounts"] == inside["account"].n_unique(), "unique accounts are recounted, not summed"
+    top = top_level_labels(labels, nodes)
+    assert ((top == -1) == (labels == -1)).all(), "noise stays noise at every level"
+
+
+def test_withheld_parent_children_hang_from_the_next_released_ancestor():
+    nodes = pl.DataFrame({"cluster_id": [0, 1, 2, 3], "parent_id": [2, 2, 3, None], "level": [0, 0, 1, 2]})
+    released = nodes.filter(pl.col("cluster_id") != 2)
+    repaired = reattach_to_released(released, nodes)
+    assert dict(zip(repaired["cluster_id"], repaired["parent_id"], strict=True)) == {0: 3, 1: 3, 3: None}
+
+
+@pytest.mark.slow
+def test_real_llm_builds_a_named_hierarchy(embedder, embedded_llm):
+    base, _ = base_frame()
+    nodes = HierarchyBuilder(embedded_llm, embedder, HierarchyParams(top_min=3, top_max=3, branching=2.0)).build(base)
+    assert_tree(nodes, 3)
+    parents = nodes.filter(pl.col("level") > 0)
+    assert (parents["name_source"] == "llm").mean() >= 0.5
+    assert all(3 <= len(t) <= 80 for t in parents["title"])
+
+
+def test_keyword_namer_names_clusters_by_distinctive_words():
+    from clustering.naming import KeywordNamer
+
+    summaries = ["The user asked to fix a python error"] * 3 + ["The user wanted a bread recipe for baking"] * 3 + ["noise"]
+    labels = np.array([0, 0, 0, 1, 1, 1, -1])
+    names = KeywordNamer().name(summaries, ["python"] * 3 + ["baking"] * 3 + ["x"], labels, np.zeros((7, 2)))
+    assert [n.cluster_id for n in names] == [0, 1]
+    assert "python" in names[0].title and "bread" in names[1].title
+    assert all(n.source == "keywords" and "user" not in n.title for n in names)
