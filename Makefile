@@ -51,6 +51,8 @@ browser:
 bench: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m benchmarks.redaction
 	$(PY) -m benchmarks.pipeline
+	$(PY) -m benchmarks.facets
+	$(PY) -m benchmarks.flagging
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

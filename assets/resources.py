@@ -119,6 +119,10 @@ class VLLMServerResource(LLMResource):
     max_concurrency: int = 64
     timeout_s: float = 120.0
     max_retries: int = 4
+    structured_output: str = Field(
+        default="json_schema",
+        description="response_format dialect: json_schema (vLLM, OpenAI) or json_object (llama.cpp's server)",
+    )
 
     def spec(self) -> LLMSpec:
         """Spec for the vLLM client."""
@@ -130,6 +134,7 @@ class VLLMServerResource(LLMResource):
             max_concurrency=self.max_concurrency,
             timeout_s=self.timeout_s,
             max_retries=self.max_retries,
+            structured_output=self.structured_output,
         )
 
 

@@ -82,6 +82,7 @@ class LLMSpec:
     max_concurrency: int = 32
     timeout_s: float = 120.0
     max_retries: int = 4
+    structured_output: str = "json_schema"  # or json_object for llama.cpp's server
 
     @property
     def model_id(self) -> str:
@@ -112,6 +113,7 @@ class LLMSpec:
                 timeout_s=self.timeout_s,
                 max_retries=self.max_retries,
                 seed=self.seed,
+                structured_output=self.structured_output,
             )
         raise ValueError(f"unknown LLM kind {self.kind!r}; expected 'embedded' or 'vllm'")
 
@@ -137,9 +139,21 @@ class VLLMServerLLM(LLM):
         backoff_s: float = 0.5,
         seed: int = 0,
         transport: httpx.BaseTransport | None = None,
+        structured_output: str = "json_schema",
     ):
+        """Connect to ``base_url``.
+
+        ``structured_output`` picks the ``response_format`` dialect: ``json_schema``
+        (OpenAI's, which vLLM implements) or ``json_object`` (``{"type": "json_object",
+        "schema": ...}``, the only one llama-cpp-python's server accepts).
+        """
         if not base_url:
             raise ValueError("vLLM base_url is required (e.g. http://vllm:8000/v1)")
+        if structured_output not in ("json_schema", "json_object"):
+            raise ValueError(
+                f"structured_output must be 'json_schema' or 'json_object', not {structured_output!r}"
+            )
+        self.structured_output = structured_output
         self.model_id = f"vllm:{model}"
         self.model = model
         self.max_concurrency = max_concurrency
@@ -157,16 +171,20 @@ class VLLMServerLLM(LLM):
         self._lock = threading.Lock()
 
     def _payload(self, request: JsonRequest) -> dict[str, Any]:
+        if self.structured_output == "json_object":
+            response_format = {"type": "json_object", "schema": request.schema}
+        else:
+            response_format = {
+                "type": "json_schema",
+                "json_schema": {"name": "output", "schema": request.schema, "strict": True},
+            }
         return {
             "model": self.model,
             "messages": request.messages,
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
             "seed": self.seed + request.attempt,
-            "response_format": {
-                "type": "json_schema",
-                "json_schema": {"name": "output", "schema": request.schema, "strict": True},
-            },
+            "response_format": response_format,
         }
 
     def generate_json(self, request: JsonRequest) -> str:
