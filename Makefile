@@ -49,9 +49,12 @@ browser:
 	else echo "chromium missing and not installable (needs root + apt-get): the browser test will skip"; fi; }
 
 bench: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(PIP) install --quiet -e '.[dev,production,bench]'
 	$(PY) -m benchmarks.redaction
 	$(PY) -m benchmarks.pipeline
 	$(PY) -m benchmarks.facets
+	$(PY) -m benchmarks.clustering
+	$(PY) -m benchmarks.privacy
 	$(PY) -m benchmarks.flagging
 
 lint: $(STAMP)

@@ -32,6 +32,7 @@ from assets.stages import (
     conversation_facets,
     daily,
     k_anonymity_thresholds,
+    privacy_audit_floor,
     redacted_conversations,
     released_clusters,
 )
@@ -91,7 +92,7 @@ RESOURCES_BY_DEPLOYMENT: dict[str, dict[str, Any]] = {
         "embedder": EmbedderResource(),
         "clustering": ClusteringConfigResource(),
         "hierarchy": HierarchyResource(),
-        "privacy": PrivacyResource(min_accounts=25, min_conversations=50),
+        "privacy": PrivacyResource(min_accounts=25, min_conversations=50, dp_selection_epsilon=1.0),
         "flagging": FlaggingResource(min_conversations=50),
         "taxonomy": TaxonomyResource(),
     },
@@ -132,7 +133,7 @@ def build_definitions(
     resources.update(overrides or {})
     return dg.Definitions(
         assets=ASSETS,
-        asset_checks=[k_anonymity_thresholds],
+        asset_checks=[k_anonymity_thresholds, privacy_audit_floor],
         jobs=[daily_pipeline],
         schedules=[daily_schedule],
         resources=resources,

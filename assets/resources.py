@@ -15,7 +15,7 @@ from clustering.embed import Embedder, SentenceTransformerEmbedder
 from clustering.hierarchy import HierarchyParams
 from clustering.naming import NAMERS, ClusterNamer, KeywordNamer
 from clustering.tracking import FlagRules, TrackingParams
-from privacy.dp import DPConfig
+from privacy.dp import DPConfig, SelectionConfig
 from privacy.gate import Thresholds
 from privacy.ner import ner_engine_from_name
 from privacy.pseudonym import load_or_create_key
@@ -205,6 +205,9 @@ class ClusteringConfigResource(dg.ConfigurableResource):
     min_cluster_fraction: float = ClusterParams.min_cluster_fraction
     min_cluster_floor: int = ClusterParams.min_cluster_floor
     min_samples: int | None = ClusterParams.min_samples
+    max_fit_points: int | None = ClusterParams.max_fit_points
+    max_reference_points: int = ClusterParams.max_reference_points
+    assign_fence: float = ClusterParams.assign_fence
     seed: int = ClusterParams.seed
 
     def params(self) -> ClusterParams:
@@ -228,7 +231,11 @@ class HierarchyResource(dg.ConfigurableResource):
     top_max: int = HierarchyParams.top_max
     branching: float = HierarchyParams.branching
     neighbourhood_size: int = HierarchyParams.neighbourhood_size
-    strategy: str = Field(default=HierarchyParams.strategy, description="clio (LLM proposes parents) or embedding")
+    strategy: str = Field(
+        default=HierarchyParams.strategy,
+        description="embedding (group by cluster centroids, LLM names parents) or clio (LLM proposes and assigns parents)",
+    )
+    assign_candidates: int = HierarchyParams.assign_candidates
     max_attempts: int = HierarchyParams.max_attempts
     seed: int = HierarchyParams.seed
 
@@ -247,10 +254,30 @@ class PrivacyResource(dg.ConfigurableResource):
     )
     dp_max_clusters_per_account: int = 4
     dp_max_conversations_per_account: int = 5
+    dp_selection_epsilon: float | None = Field(
+        default=None,
+        description="Budget for private partition selection of released nodes; None keeps the exact account threshold.",
+    )
+    dp_selection_delta: float = 1e-6
+    dp_max_partitions: int = 1
+    audit_floor: int = Field(default=3, description="Lowest privacy-auditor score (1-5, Clio's scale) a released node may have.")
 
     def thresholds(self) -> Thresholds:
-        """The thresholds."""
+        """The exact thresholds a released node must meet.
+
+        With private partition selection on, selection replaces the account
+        threshold (an exact one after it would make the release decision depend
+        on exact counts); the conversation threshold stays.
+        """
+        if self.dp_selection_epsilon is not None:
+            return Thresholds(1, self.min_conversations)
         return Thresholds(self.min_accounts, self.min_conversations)
+
+    def selection(self) -> SelectionConfig | None:
+        """Private partition selection, or None when releases use the exact account threshold."""
+        if self.dp_selection_epsilon is None:
+            return None
+        return SelectionConfig(self.dp_selection_epsilon, self.dp_selection_delta, self.dp_max_partitions)
 
     def dp(self) -> DPConfig | None:
         """The DP configuration, or None when published counts are exact."""

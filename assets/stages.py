@@ -7,6 +7,7 @@ under ``state_dir/<day>``; only aggregates are written under ``out_dir``.
 
 
 import datetime as dt
+import json
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -32,7 +33,9 @@ from clustering.cluster import cluster_embeddings
 from clustering.hierarchy import HierarchyBuilder, membership
 from clustering.tracking import centroids, coordination_signals, track_day
 from pipelines import ingest_redact, summarize
-from privacy.gate import apply_thresholds, threshold_violations
+from privacy.auditor import PrivacyAuditor, split_audited
+from privacy.dp import select_partitions, selection_withheld
+from privacy.gate import apply_thresholds, removal_trail, threshold_violations
 from privacy.release import dp_level_counts, reattach_to_released
 from privacy.rescan import rescan_text_columns
 from reporting.html import render_report
@@ -65,6 +68,8 @@ CENTROIDS = "centroids.parquet"
 TRACKS = "tracks.parquet"
 FLAGS = "flags.parquet"
 WITHHELD = "withheld_clusters.parquet"
+GATE = "gate.json"  # the budget private partition selection spent
+AUDIT_CACHE = "privacy_audit_cache.parquet"  # shared by all days, under the state dir
 
 
 def _markdown_table(frame: pl.DataFrame) -> str:
@@ -121,7 +126,7 @@ def redacted_conversations(
     day = context.partition_key
     source = paths.input_for(day)
     if not source.is_dir():
-        raise dg.Failure(f"no input for partition {day}: folder {source} does not exist")
+        raise dg.Failure(f"no input for partition {day}: folder {source} does not exist", allow_retries=False)
     state = paths.state_for(day)
     started = time.perf_counter()
     _clear_beam_temp(state)
@@ -161,7 +166,6 @@ def conversation_facets(
     taxonomy: TaxonomyResource,
 ) -> dg.MaterializeResult:
     """Extract schema-validated facets from each redacted conversation (Beam RunInference)."""
-    import json
     from dataclasses import asdict
 
     day = context.partition_key
@@ -264,7 +268,9 @@ def cluster_hierarchy(
     started = time.perf_counter()
     base = pl.read_parquet(state / BASE)
     assignments = pl.read_parquet(state / ASSIGNMENTS)
-    nodes = HierarchyBuilder(llm.get(), embedder.get(), hierarchy.params()).build(base)
+    centres = pl.read_parquet(state / CENTROIDS).sort("cluster_id")
+    vectors = np.asarray(centres["centroid"].to_list(), dtype=float) if len(centres) else None
+    nodes = HierarchyBuilder(llm.get(), embedder.get(), hierarchy.params()).build(base, vectors)
     members = membership(assignments, nodes)
     facets = pl.read_parquet(state / FACETS)
     table = node_table(facets, members, nodes, taxonomy.get().codes, day)
@@ -285,29 +291,79 @@ def cluster_hierarchy(
 
 @dg.asset(partitions_def=daily, group_name="lookout", retry_policy=RETRY, deps=[cluster_hierarchy], kinds={"privacy"})
 def released_clusters(
-    context: dg.AssetExecutionContext, paths: LookoutPaths, privacy: PrivacyResource, redaction: RedactionResource
+    context: dg.AssetExecutionContext,
+    paths: LookoutPaths,
+    privacy: PrivacyResource,
+    redaction: RedactionResource,
+    llm: LLMResource,
 ) -> dg.MaterializeResult:
-    """Clusters that meet the aggregation thresholds, with names re-scanned for PII; the rest are withheld."""
+    """Nodes that pass every layer of the privacy gate; the rest are withheld and logged without text.
+
+    Layers, in order: private partition selection on unique accounts (when on) or
+    the exact account threshold; the conversation threshold; a PII re-scan that
+    rewrites any hit in titles and descriptions; the LLM privacy auditor.
+    """
     day = context.partition_key
     state = paths.state_for(day)
-    released, withheld = apply_thresholds(
-        pl.read_parquet(state / CLUSTERS), pl.read_parquet(state / MEMBERSHIP), privacy.thresholds()
-    )
+    clusters = pl.read_parquet(state / CLUSTERS)
+    members = pl.read_parquet(state / MEMBERSHIP)
+    layers: dict[str, pl.DataFrame] = {}
+    selection_config = privacy.selection()
+    selection = None
+    if selection_config is None:
+        released, layers["threshold"] = apply_thresholds(clusters, members, privacy.thresholds())
+    else:
+        selection = select_partitions(members, selection_config, salt=day)
+        layers["dp_partition_selection"] = selection_withheld(clusters["cluster_id"].to_list(), selection)
+        released, layers["threshold"] = apply_thresholds(
+            clusters.filter(pl.col("cluster_id").is_in(selection.kept)), members, privacy.thresholds()
+        )
     released, rescan_hits = rescan_text_columns(released, ["title", "description"], redaction.redactor())
-    released = reattach_to_released(released, pl.read_parquet(state / CLUSTERS, columns=["cluster_id", "parent_id"]))
+    auditor = PrivacyAuditor(llm.get(), floor=privacy.audit_floor, cache_path=Path(paths.state_dir) / AUDIT_CACHE)
+    audited = auditor.audit(released)
+    released, layers["privacy_auditor"] = split_audited(audited)
+    released = released.join(audited.select("cluster_id", "privacy_score"), on="cluster_id")
+    released = reattach_to_released(released, clusters.select("cluster_id", "parent_id"))
+    trail = removal_trail(day, layers, clusters, members)
+    gate = {"selection_epsilon": selection.epsilon, "selection_delta": selection.delta} if selection else {}
+    write_atomic(json.dumps(gate), state / GATE)
     write_parquet_atomic(released, state / RELEASED)
-    write_parquet_atomic(withheld.with_columns(pl.lit(day).alias("day"), pl.lit("threshold").alias("layer")), state / WITHHELD)
-    by_reason = withheld.group_by("reason").agg(pl.len().alias("clusters")).sort("reason")
+    write_parquet_atomic(trail, state / WITHHELD)
+    by_layer = trail.group_by("layer", "level").agg(pl.len().alias("clusters")).sort("layer", "level")
     return dg.MaterializeResult(
         metadata={
             "released": len(released),
-            "withheld": len(withheld),
-            "withheld_by_reason": dg.MetadataValue.md(_markdown_table(by_reason)),
+            "withheld": len(trail),
+            "withheld_by_layer": dg.MetadataValue.md(_markdown_table(by_layer)),
             "pii_rescan_hits": sum(rescan_hits.values()),
             "pii_rescan_hits_by_type": dg.MetadataValue.json(dict(rescan_hits)),
+            "audit_floor": privacy.audit_floor,
+            "dp_selection_epsilon": selection.epsilon if selection else "off (exact thresholds)",
+            "dp_selection_thresholds": dg.MetadataValue.json({str(k): v for k, v in selection.thresholds.items()})
+            if selection
+            else "off",
             "min_accounts": privacy.min_accounts,
             "min_conversations": privacy.min_conversations,
         }
+    )
+
+
+@dg.asset_check(
+    asset=released_clusters,
+    blocking=True,
+    description="Every released node was rated by the privacy auditor at or above the floor.",
+)
+def privacy_audit_floor(
+    context: dg.AssetCheckExecutionContext, paths: LookoutPaths, privacy: PrivacyResource
+) -> dg.AssetCheckResult:
+    """Block the report if a released node lacks an auditor rating or is below the floor."""
+    day = context.run.tags.get("dagster/partition", "")
+    released = pl.read_parquet(paths.state_for(day) / RELEASED)
+    failing = released.filter(pl.col("privacy_score").is_null() | (pl.col("privacy_score") < privacy.audit_floor))
+    return dg.AssetCheckResult(
+        passed=failing.is_empty(),
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"failing_nodes": len(failing), "audit_floor": privacy.audit_floor, "released": len(released)},
     )
 
 
@@ -443,6 +499,9 @@ def cluster_report(
             pl.read_parquet(state / FACETS, columns=["conversation_id", "concerning", "categories"]), on="conversation_id"
         )
         noisy, epsilon_spent = dp_level_counts(members, released, tax.codes, dp_config, salt=day)
+    gate = json.loads((state / GATE).read_text()) if (state / GATE).exists() else {}
+    if gate.get("selection_epsilon"):
+        epsilon_spent = (epsilon_spent or 0.0) + gate["selection_epsilon"]
         released = released.drop(noisy.columns[1:], strict=False).join(noisy, on="cluster_id")
     flags = pl.read_parquet(state / FLAGS)
     released_ids = released["cluster_id"].implode()

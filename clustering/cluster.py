@@ -3,6 +3,17 @@
 Sub-models are pluggable (the BERTopic pattern): anything with ``fit_transform``
 works as a reducer, and anything with ``fit`` and ``labels_`` as a clusterer.
 Defaults are built only when one is not given. Noise (label -1) stays noise.
+
+Scaling: UMAP and HDBSCAN on every point do not scale to millions of points on
+a few cores. Above ``ClusterParams.max_fit_points`` the reducer and clusterer
+are fitted on a seeded subsample of that size; every other point then takes the
+label and the reduced coordinates of its most similar point (cosine, in the
+input space, computed in chunks) among a seeded reference subset of the fitted
+points (``max_reference_points``, which bounds the cost per point). A point
+stays noise when that nearest point is noise, or when it is farther from it
+than cluster members usually are from their nearest fellow member (beyond
+Tukey's fence: the upper quartile of those distances plus ``assign_fence``
+times their interquartile range), so outliers are not pulled into clusters. Inputs at or below ``max_fit_points`` take the exact path unchanged.
 """
 
 from __future__ import annotations
@@ -45,6 +56,9 @@ class ClusterParams:
     min_cluster_floor: int = 3
     min_samples: int | None = 2
     seed: int = 42
+    max_fit_points: int | None = 20_000
+    max_reference_points: int = 5_000
+    assign_fence: float = 3.0
 
     def cluster_size_for(self, n: int) -> int:
         """``min_cluster_size`` for a day with ``n`` conversations."""
@@ -111,6 +125,8 @@ def cluster_embeddings(
     n = len(embeddings)
     if n < max(params.cluster_size_for(n), 4):
         return ClusterResult(np.full(n, NOISE), np.zeros((n, 2), np.float32))
+    if params.max_fit_points is not None and n > params.max_fit_points:
+        return _cluster_subsample(np.asarray(embeddings, dtype=np.float32), params, reducer, clusterer)
     reducer = reducer or default_reducer(n, params)
     reduced = np.asarray(reducer.fit_transform(embeddings), dtype=np.float32)
     clusterer = clusterer or default_clusterer(n, params)
@@ -122,5 +138,85 @@ def cluster_embeddings(
 def _renumber_by_size(labels: np.ndarray) -> np.ndarray:
     ids, counts = np.unique(labels[labels != NOISE], return_counts=True)
     order = ids[np.lexsort((ids, -counts))]
-    mapping = {int(old): new for new, old in enumerate(order)}
-    return np.array([mapping.get(int(x), NOISE) for x in labels], dtype=np.int64)
+    out = np.full(len(labels), NOISE, dtype=np.int64)
+    member = labels != NOISE
+    # ids is sorted; argsort(order)[j] is the new number of ids[j].
+    out[member] = np.argsort(order)[np.searchsorted(ids, labels[member])]
+    return out
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms == 0, 1, norms)
+
+
+def _nearest_by_label(
+    queries: np.ndarray, reference: np.ndarray, ref_labels: np.ndarray, chunk: int = 2048
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For unit-row queries: the nearest reference row, its label and its cosine similarity.
+
+    ``reference`` must be sorted by ``ref_labels``; the nearest row's label comes from
+    a per-label maximum (one streaming pass, no sort of the similarity matrix).
+    """
+    values, starts = np.unique(ref_labels, return_index=True)
+    nearest = np.empty(len(queries), dtype=np.int64)
+    label = np.empty(len(queries), dtype=np.int64)
+    best = np.empty(len(queries), dtype=np.float32)
+    for start in range(0, len(queries), chunk):
+        block = queries[start : start + chunk] @ reference.T
+        per_label = np.maximum.reduceat(block, starts, axis=1)
+        pick = np.argmax(per_label, axis=1)
+        label[start : start + chunk] = values[pick]
+        best[start : start + chunk] = per_label[np.arange(len(block)), pick]
+        nearest[start : start + chunk] = np.argmax(block, axis=1)
+    return nearest, label, best
+
+
+def _cluster_subsample(
+    embeddings: np.ndarray, params: ClusterParams, reducer: Reducer | None, clusterer: Clusterer | None
+) -> ClusterResult:
+    """Fit on a seeded subsample of ``max_fit_points``; the rest take their nearest fitted point's label."""
+    n, m = len(embeddings), int(params.max_fit_points or 0)
+    rng = np.random.default_rng(params.seed)
+    fit_idx = np.sort(rng.choice(n, size=m, replace=False))
+    fitted = cluster_embeddings(embeddings[fit_idx], params, reducer=reducer, clusterer=clusterer)
+    labels = np.full(n, NOISE, dtype=np.int64)
+    reduced = np.zeros((n, fitted.reduced.shape[1]), dtype=np.float32)
+    labels[fit_idx], reduced[fit_idx] = fitted.labels, fitted.reduced
+    # The reference: a seeded subset of the fitted points, sorted by label.
+    ref = np.sort(rng.choice(m, size=min(m, params.max_reference_points), replace=False))
+    ref = ref[np.argsort(fitted.labels[ref], kind="stable")]
+    ref_vectors, ref_labels = _unit_rows(embeddings[fit_idx[ref]]), fitted.labels[ref]
+    radius = _join_radius(ref_vectors, ref_labels, params.assign_fence)
+    rest = np.setdiff1d(np.arange(n), fit_idx, assume_unique=True)
+    for start in range(0, len(rest), 65_536):
+        part = rest[start : start + 65_536]
+        nearest, label, best = _nearest_by_label(_unit_rows(embeddings[part]), ref_vectors, ref_labels)
+        labels[part] = np.where(1 - best <= radius, label, NOISE)
+        reduced[part] = fitted.reduced[ref[nearest]]
+    return ClusterResult(_renumber_by_size(labels), reduced)
+
+
+def _join_radius(ref_vectors: np.ndarray, ref_labels: np.ndarray, fence: float) -> float:
+    """How far a point may be from its nearest member of a cluster and still join it.
+
+    Tukey's far-out fence over each reference member's cosine distance to its
+    nearest fellow member (upper quartile plus ``fence`` interquartile ranges):
+    robust to the few outliers HDBSCAN let into clusters. -1 (nobody joins)
+    when there are no clusters.
+    """
+    members = ref_labels != NOISE
+    if members.sum() < 2:
+        return -1.0
+    vectors, own = ref_vectors[members], ref_labels[members]
+    distances = np.empty(len(vectors), dtype=np.float32)
+    for start in range(0, len(vectors), 2048):
+        sims = vectors[start : start + 2048] @ vectors.T
+        sims[np.arange(len(sims)), np.arange(start, start + len(sims))] = -np.inf  # not itself
+        sims[own[start : start + 2048, None] != own[None, :]] = -np.inf  # fellow members only
+        distances[start : start + 2048] = 1 - sims.max(axis=1)
+    distances = distances[np.isfinite(distances)]
+    if not len(distances):
+        return -1.0
+    q1, q3 = np.quantile(distances, [0.25, 0.75])
+    return float(q3 + fence * (q3 - q1))

@@ -7,9 +7,12 @@ cluster (L-inf), chosen by a keyed, order-independent hash so reruns agree.
 The day's ``epsilon`` is split evenly over the published measures, each released
 with OpenDP's discrete Laplace mechanism scaled to its L1 sensitivity.
 
-Limits: the release decision itself uses the exact k-anonymity thresholds
-(not DP partition selection), so the guarantee covers the counts of released
-clusters, not the fact that a cluster was released.
+When DP is on, ``select_partitions`` decides which clusters are released at
+all: OpenDP's Laplace threshold mechanism on bounded unique-account counts
+(each account in at most ``max_partitions`` clusters per level), with its own
+``(epsilon, delta)``; it replaces the exact account threshold, so the fact that
+a cluster was released is private too. The day's total budget is the counts'
+epsilon plus the selection's.
 """
 
 from __future__ import annotations
@@ -147,3 +150,132 @@ def dp_cluster_counts(
         schema_overrides={"conversations": pl.Int64, "unique_accounts": pl.Int64, **{f"cat_{c}": pl.Int64 for c in codes}},
     )
     return out, spent
+
+
+# --- private partition selection -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SelectionConfig:
+    """Budget of DP partition selection: which clusters are released at all.
+
+    ``epsilon`` and ``delta`` are for the whole day and are split evenly over
+    the hierarchy's levels. After bounding, each account counts towards at most
+    ``max_partitions`` clusters per level.
+    """
+
+    epsilon: float = 1.0
+    delta: float = 1e-6
+    max_partitions: int = 1  # most accounts touch few clusters a day; a higher bound raises the threshold
+
+    def __post_init__(self) -> None:
+        if self.epsilon <= 0:
+            raise ValueError("selection epsilon must be positive")
+        if not 0 < self.delta < 1:
+            raise ValueError("selection delta must be in (0, 1)")
+        if self.max_partitions < 1:
+            raise ValueError("max_partitions must be at least 1")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The outcome of partition selection.
+
+    Attributes:
+        kept: Released cluster ids, in ascending order.
+        thresholds: Noisy-count threshold used at each level.
+        epsilon: Total epsilon spent (OpenDP's privacy map, summed over levels).
+        delta: Total delta spent.
+    """
+
+    kept: list[int]
+    thresholds: dict[int, int]
+    epsilon: float
+    delta: float
+
+
+def bound_partitions(members: pl.DataFrame, max_partitions: int, salt: str) -> pl.DataFrame:
+    """Distinct ``(account, cluster_id, level)`` rows, at most ``max_partitions`` clusters per account and level.
+
+    The kept clusters are chosen by a keyed hash of account and cluster, so the
+    choice does not depend on row order.
+    """
+    pairs = members.select("account", "cluster_id", "level").unique()
+    keyed = pairs.with_columns(
+        pl.struct("account", "cluster_id")
+        .map_elements(lambda r: _rank_key(f"{r['account']}:{r['cluster_id']}", salt), return_dtype=pl.UInt64)
+        .alias("_rank")
+    )
+    return keyed.filter(pl.col("_rank").rank("ordinal").over("account", "level") <= max_partitions).drop("_rank")
+
+
+def _threshold_measurement(scale: float, threshold: int):
+    import opendp.prelude as dp
+
+    dp.enable_features("contrib")
+    domain = dp.map_domain(dp.atom_domain(T=int), dp.atom_domain(T=int))
+    return dp.m.make_laplace_threshold(domain, dp.l01inf_distance(dp.absolute_distance(T=int)), scale=scale, threshold=threshold)
+
+
+def selection_parameters(epsilon: float, delta: float, max_partitions: int) -> tuple[float, int]:
+    """Noise scale and the smallest integer threshold that meet ``(epsilon, delta)``.
+
+    One account changes at most ``max_partitions`` unique-account counts, each by
+    one (L0 = L1 = ``max_partitions``, L-inf = 1).
+    """
+    d_in = (max_partitions, max_partitions, 1)
+    scale = max_partitions / epsilon
+    lo, hi = 1, 2
+    while _threshold_measurement(scale, hi).map(d_in)[1] > delta:
+        lo, hi = hi, hi * 2
+    while lo < hi:  # smallest threshold whose delta is within budget
+        mid = (lo + hi) // 2
+        if _threshold_measurement(scale, mid).map(d_in)[1] <= delta:
+            hi = mid
+        else:
+            lo = mid + 1
+    return scale, hi
+
+
+def select_partitions(members: pl.DataFrame, config: SelectionConfig, salt: str) -> Selection:
+    """Private partition selection on unique accounts, level by level (OpenDP's Laplace threshold).
+
+    Args:
+        members: ``account``, ``cluster_id`` and ``level`` per conversation
+            (``clustering.hierarchy.membership``); noise rows are ignored.
+        config: Budget and the per-level contribution bound.
+        salt: Keys the bounding choice (e.g. the day).
+
+    Returns:
+        The kept clusters and the budget spent. A cluster with no members is never kept.
+    """
+    members = members.filter(pl.col("cluster_id") != NOISE)
+    levels = sorted(members["level"].unique().to_list())
+    if not levels:
+        return Selection([], {}, 0.0, 0.0)
+    bounded = bound_partitions(members, config.max_partitions, salt)
+    eps_level, delta_level = config.epsilon / len(levels), config.delta / len(levels)
+    scale, threshold = selection_parameters(eps_level, delta_level, config.max_partitions)
+    measurement = _threshold_measurement(scale, threshold)
+    eps_spent, delta_spent = measurement.map((config.max_partitions, config.max_partitions, 1))
+    kept: list[int] = []
+    for level in levels:
+        counts = bounded.filter(pl.col("level") == level).group_by("cluster_id").agg(pl.len().alias("accounts"))
+        released = measurement({int(c): int(n) for c, n in counts.iter_rows()})
+        kept.extend(int(c) for c in released)
+    return Selection(
+        kept=sorted(kept),
+        thresholds=dict.fromkeys((int(v) for v in levels), threshold),
+        epsilon=float(eps_spent) * len(levels),
+        delta=float(delta_spent) * len(levels),
+    )
+
+
+def selection_withheld(cluster_ids: Sequence[int], selection: Selection) -> pl.DataFrame:
+    """``cluster_id`` and ``reason`` for the clusters partition selection did not keep (for the audit trail)."""
+    kept = set(selection.kept)
+    dropped = [int(c) for c in cluster_ids if int(c) not in kept]
+    return pl.DataFrame(
+        {"cluster_id": dropped, "reason": ["not selected by DP partition selection"] * len(dropped)},
+        schema={"cluster_id": pl.Int64, "reason": pl.Utf8},
+    )

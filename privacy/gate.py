@@ -72,3 +72,63 @@ def threshold_violations(
         (pl.col("unique_accounts") < thresholds.min_accounts)
         | (pl.col("conversations") < thresholds.min_conversations)
     )
+
+
+TRAIL_SCHEMA = {
+    "day": pl.Utf8,
+    "cluster_id": pl.Int64,
+    "level": pl.Int64,
+    "layer": pl.Utf8,
+    "reason": pl.Utf8,
+    "conversations": pl.Int64,
+    "unique_accounts": pl.Int64,
+}
+
+
+def removal_trail(
+    day: str,
+    withheld_by_layer: dict[str, pl.DataFrame],
+    clusters: pl.DataFrame,
+    members: pl.DataFrame,
+) -> pl.DataFrame:
+    """The audit trail of what the gate removed, one row per withheld cluster, with no text.
+
+    Args:
+        day: The partition.
+        withheld_by_layer: For each layer (``threshold``, ``dp_selection``,
+            ``pii_rescan``, ``auditor`` ...), in the order they ran, a frame with
+            ``cluster_id`` and ``reason``. A cluster is attributed to the first
+            layer that removed it.
+        clusters: The day's cluster table (``cluster_id``, optional ``level``).
+        members: One row per conversation and node it belongs to (``conversation_id``,
+            ``account``, ``cluster_id``; ``clustering.hierarchy.membership``, or the
+            base assignments without a hierarchy). Exact counts come from them.
+
+    Returns:
+        ``TRAIL_SCHEMA`` columns, sorted by level and cluster id.
+    """
+    rows = [
+        frame.select(pl.col("cluster_id").cast(pl.Int64), pl.col("reason").cast(pl.Utf8)).with_columns(
+            pl.lit(layer).alias("layer")
+        )
+        for layer, frame in withheld_by_layer.items()
+    ]
+    if not rows:
+        return pl.DataFrame(schema=TRAIL_SCHEMA)
+    removed = pl.concat(rows).unique("cluster_id", keep="first", maintain_order=True)
+    counts = recount(members)
+    levels = clusters.select(
+        pl.col("cluster_id").cast(pl.Int64),
+        pl.col("level").cast(pl.Int64) if "level" in clusters.columns else pl.lit(0, pl.Int64).alias("level"),
+    )
+    trail = (
+        removed.join(levels, on="cluster_id", how="left")
+        .join(counts, on="cluster_id", how="left")
+        .with_columns(
+            pl.lit(day).alias("day"),
+            pl.col("level").fill_null(0),
+            pl.col("conversations").fill_null(0),
+            pl.col("unique_accounts").fill_null(0),
+        )
+    )
+    return trail.select(list(TRAIL_SCHEMA)).cast(TRAIL_SCHEMA).sort("level", "cluster_id")  # type: ignore[arg-type]

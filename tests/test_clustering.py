@@ -94,3 +94,73 @@ def test_cluster_table_counts_and_noise():
     assert (row["conversations"], row["unique_accounts"], row["cat_ncr"]) == (3, 2, 2)
     assert row["mean_concern"] == pytest.approx(3.0)
     assert NOISE not in table["cluster_id"].to_list()
+
+
+def test_small_inputs_take_the_exact_path_unchanged():
+    x, _ = blobs(seed=3)
+    exact = cluster_embeddings(x, ClusterParams(seed=5, max_fit_points=None))
+    default = cluster_embeddings(x, ClusterParams(seed=5))
+    at_limit = cluster_embeddings(x, ClusterParams(seed=5, max_fit_points=len(x)))
+    np.testing.assert_array_equal(exact.labels, default.labels)
+    np.testing.assert_array_equal(exact.labels, at_limit.labels)
+    np.testing.assert_array_equal(exact.reduced, at_limit.reduced)
+
+
+def sphere_mixture(seed=0, n=3000, components=6, dim=32, outliers=60):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(components, dim))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    truth = rng.integers(0, components, size=n)
+    x = centres[truth] + rng.normal(scale=0.15 / np.sqrt(dim), size=(n, dim))
+    # Outliers: random directions, far from every centre.
+    far = rng.normal(size=(outliers, dim))
+    x = np.vstack([x, far])
+    return x / np.linalg.norm(x, axis=1, keepdims=True), np.concatenate([truth, np.full(outliers, -1)])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_subsample_path_recovers_a_mixture_and_keeps_outliers_out(seed):
+    from sklearn.metrics import adjusted_rand_score
+
+    x, truth = sphere_mixture(seed)
+    params = ClusterParams(seed=seed, max_fit_points=600)
+    result = cluster_embeddings(x, params)
+    assert result.labels.shape == (len(x),) and result.reduced.shape == (len(x), params.n_components)
+    core = truth >= 0
+    assert adjusted_rand_score(truth[core], result.labels[core]) > 0.9
+    assert (result.labels[core] == NOISE).mean() < 0.05
+    # Outliers assigned after the fit stay noise (those drawn into the fitted sample
+    # keep the exact path's label, and UMAP + HDBSCAN absorbs them on this data).
+    assert (result.labels[~core] == NOISE).mean() > 0.7
+    np.testing.assert_array_equal(result.labels, cluster_embeddings(x, params).labels)
+    sizes = np.bincount(result.labels[result.labels != NOISE])
+    assert (np.diff(sizes) <= 0).all()
+
+
+def test_nearest_by_label_and_join_radius():
+    from clustering.cluster import _join_radius, _nearest_by_label
+
+    ref = np.array([[1.0, 0.0], [0.0, 1.0], [0.8, 0.6], [0.6, 0.8]], dtype=np.float32)
+    ref_labels = np.array([-1, 0, 1, 1])  # sorted by label
+    queries = np.array([[0.99, 0.141], [0.1, 0.995], [0.7, 0.714]], dtype=np.float32)
+    nearest, label, best = _nearest_by_label(queries, ref, ref_labels)
+    np.testing.assert_array_equal(nearest, [0, 1, 3])
+    np.testing.assert_array_equal(label, [-1, 0, 1])
+    assert best[1] == pytest.approx(0.995, abs=1e-3)
+    # One fellow pair (distance 0.04); a lone member has no fellow and is ignored.
+    assert _join_radius(ref, ref_labels, 3.0) == pytest.approx(0.04, abs=1e-3)
+    assert _join_radius(ref[:2], ref_labels[:2], 3.0) == -1.0
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        ([5, 5, 2, 2, 2, -1, 9, 9, 9, 9, 2, 7], [2, 2, 0, 0, 0, -1, 1, 1, 1, 1, 0, 3]),  # ties: lower id first
+        ([-1, -1], [-1, -1]),
+        ([3, 1, 1], [1, 0, 0]),
+    ],
+)
+def test_renumber_by_descending_size(labels, expected):
+    from clustering.cluster import _renumber_by_size
+
+    np.testing.assert_array_equal(_renumber_by_size(np.array(labels)), expected)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 
 import dagster as dg
@@ -11,10 +12,12 @@ import pytest
 
 from assets import stages
 from assets.definitions import RESOURCES_BY_DEPLOYMENT, build_definitions, local_resources
+from assets.resources import LLMResource
 from clustering.aggregate import NODE_SCHEMA, assignments_frame, cluster_table, node_table, with_coordinates
 from clustering.hierarchy import membership
 from clustering.naming import NamedCluster
 from privacy.gate import Thresholds, apply_thresholds, threshold_violations
+from summarize.llm import LLM, LLMSpec
 from tests.conftest import SAMPLE
 
 DAY = "2026-11-04"
@@ -36,7 +39,7 @@ def test_definitions_load(deployment):
     }
     assert job.partitions_def is not None
     checks = list(defs.resolve_asset_graph().asset_check_keys)
-    assert [c.name for c in checks] == ["k_anonymity_thresholds"]
+    assert sorted(c.name for c in checks) == ["k_anonymity_thresholds", "privacy_audit_floor"]
     assert stages.k_anonymity_thresholds.check_specs_by_output_name  # defined as a check
     assert next(iter(stages.k_anonymity_thresholds.check_specs)).blocking
 
@@ -102,10 +105,77 @@ def synthetic_state(state_dir, accounts_per_cluster):
     empty_dead.write_parquet(day_state / stages.FACETS_DEAD)
 
 
+class ScriptedAuditor(LLM):
+    """Test double for the privacy auditor: texts with PRIVATE-DETAIL score 1, others 5."""
+
+    model_id = "test:auditor"
+
+    def generate_json(self, request):
+        if "PRIVATE-DETAIL" in request.messages[-1]["content"]:
+            return json.dumps({"details": "PRIVATE-DETAIL", "score": 1})
+        return json.dumps({"details": "none", "score": 5})
+
+
+class ScriptedAuditorResource(LLMResource):
+    """Serves the scripted auditor (unit tests only)."""
+
+    def spec(self) -> LLMSpec:
+        return LLMSpec(kind="embedded", model="test")
+
+    def get(self) -> LLM:
+        return ScriptedAuditor()
+
+
 def gate_resources(tmp_path):
     resources = local_resources(input_dir=str(tmp_path / "in"), out_dir=str(tmp_path / "out"), state_dir=str(tmp_path / "state"))
     resources["privacy"] = stages.PrivacyResource(min_accounts=3, min_conversations=3)
+    resources["llm"] = ScriptedAuditorResource()
     return resources
+
+
+def test_auditor_withholds_private_text_and_logs_it_without_text(tmp_path):
+    synthetic_state(tmp_path / "state", accounts_per_cluster=[5, 4])
+    clusters_path = tmp_path / "state" / DAY / stages.CLUSTERS
+    clusters = pl.read_parquet(clusters_path)
+    clusters.with_columns(
+        pl.when(pl.col("cluster_id").is_in([0, 3]))
+        .then(pl.lit("Help PRIVATE-DETAIL plan a party"))
+        .otherwise(pl.col("title"))
+        .alias("title")
+    ).write_parquet(clusters_path)
+    result = dg.materialize(
+        [stages.released_clusters, stages.k_anonymity_thresholds, stages.privacy_audit_floor],
+        partition_key=DAY,
+        resources=gate_resources(tmp_path),
+    )
+    assert result.success and all(c.passed for c in result.get_asset_check_evaluations())
+    released = pl.read_parquet(tmp_path / "state" / DAY / stages.RELEASED)
+    assert sorted(released["cluster_id"].to_list()) == [1, 2, 4]
+    assert (released["privacy_score"] >= 3).all()
+    # base cluster 1's parent (mid node 3) was withheld: it now hangs from the top node
+    assert released.filter(pl.col("cluster_id") == 1)["parent_id"].to_list() == [4]
+    trail = pl.read_parquet(tmp_path / "state" / DAY / stages.WITHHELD)
+    assert sorted(trail["cluster_id"].to_list()) == [0, 3] and set(trail["layer"]) == {"privacy_auditor"}
+    assert trail.filter(pl.col("cluster_id") == 0)["conversations"].to_list() == [5]
+    assert "PRIVATE" not in str(trail.to_dicts())
+
+
+def test_dp_partition_selection_replaces_the_account_threshold(tmp_path):
+    synthetic_state(tmp_path / "state", accounts_per_cluster=[5, 2])
+    resources = gate_resources(tmp_path)
+    resources["privacy"] = stages.PrivacyResource(
+        min_accounts=3, min_conversations=3, dp_selection_epsilon=1.0, dp_selection_delta=1e-9
+    )
+    result = dg.materialize(
+        [stages.released_clusters, stages.k_anonymity_thresholds], partition_key=DAY, resources=resources
+    )
+    assert result.success
+    trail = pl.read_parquet(tmp_path / "state" / DAY / stages.WITHHELD)
+    # at delta 1e-9 the selection threshold is far above these tiny clusters: nothing is released
+    assert pl.read_parquet(tmp_path / "state" / DAY / stages.RELEASED).is_empty()
+    assert set(trail["layer"]) == {"dp_partition_selection"}
+    gate = json.loads((tmp_path / "state" / DAY / stages.GATE).read_text())
+    assert gate["selection_epsilon"] > 0 and 0 < gate["selection_delta"] <= 1e-9 * 3
 
 
 def test_gate_withholds_small_cluster_from_report(tmp_path):
@@ -241,7 +311,7 @@ def test_partition_produces_report(small_day):
     published = set(clusters["cluster_id"])
     assert all(p is None or p in published for p in clusters["parent_id"]), "the published tree has no dangling parents"
     assert (clusters["conversations"] >= 0).all()  # published counts are DP-noised
-    assert "differentially private" in (report_dir / "report.html").read_text()
+    assert "differentially private" in (report_dir / "report.html").read_text().lower()
     assert not {"summary", "request", "account", "conversation_id", "messages"} & set(clusters.columns)
 
 
@@ -258,12 +328,27 @@ def test_outputs_hold_no_raw_ids_or_injected_pii(small_day):
     raw_accounts.discard(None)
     pii_values = {v["value"] for entry in manifest.values() for v in entry["pii_values"]}
     assert raw_accounts and pii_values
+    # Member text: a 40-character stretch of any user turn, and any member's whole summary.
+    member_text = set()
+    for line in valid:
+        for message in json.loads(line)["messages"]:
+            content = message.get("content")
+            if message.get("role") == "user" and isinstance(content, str) and len(content.strip()) >= 40:
+                member_text.add(" ".join(content.split())[:40])
+    member_text |= {s for s in pl.read_parquet(root / "state" / DAY / stages.FACETS)["summary"].to_list() if s}
+    assert member_text
     leaks = []
     for path in (root / "out").rglob("*"):
-        if path.is_file():
-            data = path.read_bytes()
-            leaks += [(path.name, a) for a in raw_accounts if a.encode() in data]
-            leaks += [(path.name, v) for v in pii_values if v.encode() in data]
+        if not path.is_file():
+            continue
+        if path.suffix == ".parquet":  # compressed: compare decoded values, not bytes
+            text = " ".join(str(v) for row in pl.read_parquet(path).iter_rows() for v in row)
+        else:
+            text = html.unescape(path.read_text(encoding="utf-8"))
+        flat = " ".join(text.split())
+        leaks += [(path.name, a) for a in raw_accounts if a in text]
+        leaks += [(path.name, v) for v in pii_values if v in text]
+        leaks += [(path.name, m[:20]) for m in member_text if m in flat]
     assert leaks == []
     redacted = pl.read_parquet(root / "state" / DAY / stages.REDACTED)
     assert not set(redacted["account"]) & raw_accounts

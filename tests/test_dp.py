@@ -5,7 +5,16 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from privacy.dp import DPConfig, bound_contributions, dp_cluster_counts
+from privacy.dp import (
+    DPConfig,
+    SelectionConfig,
+    bound_contributions,
+    bound_partitions,
+    dp_cluster_counts,
+    select_partitions,
+    selection_parameters,
+    selection_withheld,
+)
 
 
 def members(rows):
@@ -45,3 +54,55 @@ def test_noise_is_real():
 def test_invalid_budget_is_rejected():
     with pytest.raises(ValueError):
         DPConfig(epsilon=0)
+
+
+# --- private partition selection ---------------------------------------------------
+
+
+
+def level_rows(sizes, level=0, offset=0):
+    """One conversation per account; cluster ``offset + i`` has ``sizes[i]`` accounts."""
+    rows = [(f"c{offset + i}-{a}", f"a{offset + i}-{a}", offset + i, level) for i, n in enumerate(sizes) for a in range(n)]
+    return pl.DataFrame(rows, orient="row", schema={"conversation_id": pl.Utf8, "account": pl.Utf8, "cluster_id": pl.Int64, "level": pl.Int64})
+
+
+def test_tiny_cluster_is_not_selected_and_a_large_one_is():
+    # The threshold is set so a 1-account cluster passes with probability below delta (1e-9 here).
+    config = SelectionConfig(epsilon=1.0, delta=1e-9, max_partitions=1)
+    members = pl.concat([level_rows([1, 2, 5000]), level_rows([5002], level=1, offset=100)])
+    for _ in range(5):
+        selection = select_partitions(members, config, salt="d")
+        assert selection.kept == [2, 100]
+    assert selection.epsilon == pytest.approx(1.0) and selection.delta <= 1e-9
+    assert set(selection.thresholds) == {0, 1}
+    assert selection_withheld([0, 1, 2, 100], selection)["cluster_id"].to_list() == [0, 1]
+
+
+@pytest.mark.parametrize(("epsilon", "delta", "k"), [(1.0, 1e-6, 4), (0.5, 1e-6, 1), (2.0, 1e-9, 2)])
+def test_threshold_is_the_smallest_meeting_delta(epsilon, delta, k):
+    from privacy.dp import _threshold_measurement
+
+    scale, threshold = selection_parameters(epsilon, delta, k)
+    assert scale == pytest.approx(k / epsilon)
+    eps, spent = _threshold_measurement(scale, threshold).map((k, k, 1))
+    assert eps == pytest.approx(epsilon) and spent <= delta
+    assert _threshold_measurement(scale, threshold - 1).map((k, k, 1))[1] > delta
+
+
+@pytest.mark.parametrize("delta", [0.0, 1.0, -1e-6, 2.0])
+def test_selection_delta_is_validated(delta):
+    with pytest.raises(ValueError, match="delta"):
+        SelectionConfig(delta=delta)
+
+
+def test_partition_bound_per_account_and_level():
+    rows = [("c", "heavy", cid, 0) for cid in range(10)] + [("c", "heavy", 100 + cid, 1) for cid in range(3)]
+    members = pl.DataFrame(rows, orient="row", schema={"conversation_id": pl.Utf8, "account": pl.Utf8, "cluster_id": pl.Int64, "level": pl.Int64})
+    bounded = bound_partitions(members, 2, salt="d")
+    assert bounded.group_by("level").len().sort("level")["len"].to_list() == [2, 2]
+    again = bound_partitions(members.reverse(), 2, salt="d")
+    assert sorted(again["cluster_id"]) == sorted(bounded["cluster_id"])
+
+
+def test_empty_selection():
+    assert select_partitions(level_rows([]), SelectionConfig(), salt="d").kept == []

@@ -142,10 +142,29 @@ def test_hierarchy_groups_related_clusters(embedder, strategy):
 def test_failed_proposals_fall_back_to_embedding_groups(embedder):
     base, _ = base_frame()
     llm = TopicLLM(fail_proposals=True)
-    nodes = HierarchyBuilder(llm, embedder, HierarchyParams(top_min=3, top_max=3, branching=2.0, max_attempts=2)).build(base)
+    params = HierarchyParams(top_min=3, top_max=3, branching=2.0, max_attempts=2, strategy="clio")
+    nodes = HierarchyBuilder(llm, embedder, params).build(base)
     assert_tree(nodes, 3)
     assert llm.calls.count("propose") >= 2  # retried before falling back
     assert nodes.filter(pl.col("level") == 2).height == 3
+
+
+def test_embedding_strategy_groups_by_cluster_centroids(embedder):
+    """With centroids given, grouping follows the data, not the names."""
+    base, truth = base_frame()
+    # Centroids that put every cluster with index % 3 == k together, whatever its title says.
+    rng = np.random.default_rng(1)
+    anchors = rng.normal(size=(3, 16))
+    vectors = np.stack([anchors[i % 3] + 0.01 * rng.normal(size=16) for i in range(len(base))])
+    params = HierarchyParams(top_min=3, top_max=3, branching=2.0)
+    nodes = HierarchyBuilder(TopicLLM(), embedder, params).build(base, vectors)
+    assert_tree(nodes, 3)
+    links = ancestors(nodes).filter(pl.col("level") == 2)
+    top_of = dict(zip(links["base_id"].to_list(), links["cluster_id"].to_list(), strict=True))
+    for k in range(3):
+        assert len({top_of[i] for i in range(len(base)) if i % 3 == k}) == 1
+    with pytest.raises(ValueError, match="base_vectors"):
+        HierarchyBuilder(TopicLLM(), embedder, params).build(base, vectors[:5])
 
 
 def test_small_day_still_has_three_levels(embedder):
