@@ -56,6 +56,7 @@ bench: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m benchmarks.clustering
 	$(PY) -m benchmarks.privacy
 	$(PY) -m benchmarks.flagging
+	$(PY) -m benchmarks.scale
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
