@@ -32,11 +32,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from clustering.embed import Embedder
 from clustering.naming import ClusterName
-from summarize.llm import LLM, JsonRequest, LLMError
+from summarize.llm import LLM, JsonRequest, M, generate_validated
 
 HIERARCHY_PROMPT_VERSION = "hierarchy-v1"
 STRATEGIES = ("clio", "embedding")
@@ -201,27 +201,8 @@ class HierarchyBuilder:
         self.embedder = embedder
         self.params = params or HierarchyParams()
 
-    def _ask(self, requests: list[JsonRequest], model: type[BaseModel]) -> list[BaseModel | None]:
-        """Ask for every request, retrying invalid answers with sampling; None where all attempts failed."""
-        out: list[BaseModel | None] = [None] * len(requests)
-        pending = list(range(len(requests)))
-        for attempt in range(self.params.max_attempts):
-            if not pending:
-                break
-            batch = [
-                JsonRequest(r.messages, r.schema, r.max_tokens, temperature=0.0 if attempt == 0 else 0.7, attempt=attempt)
-                for r in (requests[k] for k in pending)
-            ]
-            retry = []
-            for k, answer in zip(pending, self.llm.generate_json_many(batch), strict=True):
-                try:
-                    if isinstance(answer, LLMError):
-                        raise answer
-                    out[k] = model.model_validate(json.loads(answer))
-                except (LLMError, ValidationError, json.JSONDecodeError):
-                    retry.append(k)
-            pending = retry
-        return out
+    def _ask(self, requests: list[JsonRequest], model: type[M]) -> list[M | None]:
+        return generate_validated(self.llm, requests, model, self.params.max_attempts)
 
     def _propose(self, titles: list[str], groups: np.ndarray, target: int) -> list[ParentCategory]:
         """Parent proposals from each neighbourhood, about ``target`` in all."""

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, field_validator
 
-from summarize.llm import LLM, JsonRequest, LLMError
+from summarize.llm import LLM, JsonRequest, generate_validated
 
 NAMING_PROMPT_VERSION = "names-v2"
 
@@ -89,7 +89,7 @@ class ClusterNamer:
         self.seed = seed
         self.max_attempts = max_attempts
 
-    def _request(self, inside: list[str], outside: list[str], attempt: int = 0) -> JsonRequest:
+    def _request(self, inside: list[str], outside: list[str]) -> JsonRequest:
         user = "Summaries that share a subject:\n" + "\n".join(f"- {s}" for s in inside)
         if outside:
             user += "\n\nSummaries of other requests (not this subject):\n" + "\n".join(f"- {s}" for s in outside)
@@ -100,7 +100,7 @@ class ClusterNamer:
             {"role": "assistant", "content": EXAMPLE_ANSWER},
             {"role": "user", "content": user},
         ]
-        return JsonRequest(messages, SCHEMA, 120, temperature=0.0 if attempt == 0 else 0.7, attempt=attempt)
+        return JsonRequest(messages, SCHEMA, 120)
 
     def name(
         self,
@@ -123,21 +123,10 @@ class ClusterNamer:
             pool = [summaries[i] for i in np.flatnonzero(np.isin(labels, nearest))]
             outside = rng.sample(pool, min(self.contrast_size, len(pool)))
             requests.append((inside, outside))
-        names: dict[int, ClusterName] = {}
-        pending = list(range(len(ids)))
-        for attempt in range(self.max_attempts):
-            if not pending:
-                break
-            answers = self.llm.generate_json_many([self._request(*requests[k], attempt) for k in pending])
-            retry = []
-            for k, answer in zip(pending, answers, strict=True):
-                try:
-                    if isinstance(answer, LLMError):
-                        raise answer
-                    names[k] = ClusterName.model_validate(json.loads(answer))
-                except (LLMError, ValidationError, json.JSONDecodeError):
-                    retry.append(k)
-            pending = retry
+        answers = generate_validated(
+            self.llm, [self._request(*requests[k]) for k in range(len(ids))], ClusterName, self.max_attempts
+        )
+        names = {k: answer for k, answer in enumerate(answers) if answer is not None}
         out = []
         for k, cid in enumerate(ids):
             if k in names:

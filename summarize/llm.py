@@ -20,14 +20,16 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, replace
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
 log = logging.getLogger(__name__)
 
 ChatMessages = list[dict[str, str]]
+M = TypeVar("M", bound=BaseModel)
 
 
 class LLMError(RuntimeError):
@@ -63,6 +65,35 @@ class LLM(abc.ABC):
             except LLMError as exc:
                 out.append(exc)
         return out
+
+
+def generate_validated(
+    llm: LLM, requests: Sequence[JsonRequest], model: type[M], max_attempts: int = 3
+) -> list[M | None]:
+    """Ask for every request and validate with ``model``; None where every attempt failed.
+
+    The first attempt uses each request as given; retries sample at temperature
+    0.7 with a new seed (``attempt``), so a bad answer is not repeated.
+    """
+    out: list[M | None] = [None] * len(requests)
+    pending = list(range(len(requests)))
+    for attempt in range(max_attempts):
+        if not pending:
+            break
+        batch = [
+            replace(requests[k], temperature=requests[k].temperature if attempt == 0 else 0.7, attempt=attempt)
+            for k in pending
+        ]
+        retry = []
+        for k, answer in zip(pending, llm.generate_json_many(batch), strict=True):
+            try:
+                if isinstance(answer, LLMError):
+                    raise answer
+                out[k] = model.model_validate(json.loads(answer))
+            except (LLMError, ValidationError, json.JSONDecodeError):
+                retry.append(k)
+        pending = retry
+    return out
 
 
 @dataclass(frozen=True)
