@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import json
 import os
@@ -66,3 +67,17 @@ def sample_records(day: str) -> list[dict]:
         if isinstance(record.get("messages"), list) and record["messages"] and record.get("account_id"):
             out.append(record)
     return out
+
+
+def partition_records(day: str, n: int) -> list[dict]:
+    """The first ``n`` sample records of ``day`` that the ingest stage accepts for that partition."""
+    from summarize.records import RecordError, parse_record
+
+    out = []
+    for record in sample_records(day):
+        try:
+            parse_record(json.dumps(record), source="t", location="t", day=dt.date.fromisoformat(day))
+        except RecordError:
+            continue
+        out.append(record)
+    return out[:n]

@@ -32,7 +32,7 @@ from assets import stages
 from assets.definitions import ASSETS, build_definitions
 from assets.resources import BeamRunnerResource, LookoutPaths, TaxonomyResource, VLLMServerResource
 from pipelines.common import REDACTED_SCHEMA
-from tests.conftest import sample_records
+from tests.conftest import partition_records
 
 DAY = "2026-11-04"
 FACETS = {
@@ -43,20 +43,6 @@ FACETS = {
     "concerning": 1,
     "categories": ["none"],
 }
-
-
-def partition_records(day: str, n: int) -> list[dict]:
-    """The first ``n`` sample records of ``day`` that the ingest stage accepts for that partition."""
-    from summarize.records import RecordError, parse_record
-
-    out = []
-    for record in sample_records(day):
-        try:
-            parse_record(json.dumps(record), source="t", location="t", day=dt.date.fromisoformat(day))
-        except RecordError:
-            continue
-        out.append(record)
-    return out[:n]
 
 
 # --- vLLM failures in the facet stage ---------------------------------------------------

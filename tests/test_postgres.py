@@ -8,7 +8,6 @@ the partition status back from Postgres.
 
 from __future__ import annotations
 
-import datetime as dt
 import glob
 import json
 import os
@@ -25,25 +24,11 @@ import dagster as dg
 import pytest
 from dagster._core.scheduler.instigation import InstigatorStatus
 
-from tests.conftest import REPO, sample_records
+from tests.conftest import REPO, partition_records
 
 DAY = "2026-11-04"
 MISSING_DAY = "2026-11-05"
 PG_USER, PG_DB, PG_PASSWORD = "dagster", "dagster", "lookout-test-secret"
-
-
-def partition_records(day: str, n: int) -> list[dict]:
-    """The first ``n`` sample records of ``day`` that the ingest stage accepts for that partition."""
-    from summarize.records import RecordError, parse_record
-
-    out = []
-    for record in sample_records(day):
-        try:
-            parse_record(json.dumps(record), source="t", location="t", day=dt.date.fromisoformat(day))
-        except RecordError:
-            continue
-        out.append(record)
-    return out[:n]
 
 
 def postgres_bindir() -> Path | None:
