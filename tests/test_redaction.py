@@ -156,3 +156,109 @@ def test_person_spans_grow_over_adjacent_capitalised_words(text, spans, expected
     results = [RecognizerResult("PERSON", s, e, 0.85) for s, e in spans]
     expand_name_spans(text, results)
     assert [(r.start, r.end) for r in results] == expected
+
+
+def test_batch_gives_the_same_result_as_one_by_one(redactor):
+    texts = [
+        "Hi, I am John Smith and I live in Chicago.",
+        "",
+        "   ",
+        "Mail jane.doe@example.org or call 212-555-0199.",
+        "```python\n# reviewed by Maria Garcia\ntoken = 'ghp_abcdefghijklmnopqrstuvwxyz0123456789'\nx = compute(a, b)\n```",
+    ]
+    batch = redactor.redact_batch(texts)
+    assert [r.text for r in batch] == [redactor.redact(t).text for t in texts]
+    assert batch[1].text == "" and batch[2].text == "   "
+
+
+@pytest.mark.parametrize(
+    ("text", "code_only"),
+    [
+        ("def f(x):\n    y = x + 1\n    return y\n", True),
+        ("import os\nfrom pathlib import Path\nprint(Path.cwd())\n", True),
+        ("SELECT name, email\nFROM customers\nWHERE id = 4;\n", True),
+        ("I wrote a function.\nIt returns the sum of two numbers.\nCan you check it?\n", False),
+        ("x = 1", False),  # too short to call
+        ("for x in y:\n    print(x)\nThis loop prints every item in the list for you.\n", False),
+    ],
+)
+def test_looks_like_code(text, code_only):
+    from privacy.prose import looks_like_code
+
+    assert looks_like_code(text) is code_only
+
+
+def test_prose_view_blanks_code_but_keeps_comments_strings_and_prose():
+    from privacy.prose import prose_view
+
+    text = (
+        "Ask Maria Garcia about this:\n```python\n# author: John Smith\n"
+        "total = compute_total(items, tax_rate)\nname = 'Ana Lima'\n```\nThanks, Omar"
+    )
+    view = prose_view(text)
+    assert len(view) == len(text)
+    for kept in ("Ask Maria Garcia", "# author: John Smith", "'Ana Lima'", "Thanks, Omar"):
+        assert kept in view
+    assert "compute_total" not in view and "tax_rate" not in view
+
+
+def test_names_in_code_comments_and_secrets_in_code_are_still_redacted(redactor):
+    code = (
+        "import requests\n# maintainer: John Smith\n"
+        "API_KEY = 'sk-proj-abcdefghijklmnopqrstuvwx123'\nresp = requests.get(url, timeout=5)\n"
+    )
+    out = redactor.redact(code).text
+    assert "John Smith" not in out
+    assert "sk-proj-abcdefghijklmnopqrstuvwx123" not in out
+    assert "timeout=5)" in out
+
+
+def test_huge_text_is_truncated_with_a_marker():
+    from privacy.redaction import TRUNCATION_MARKER, Redactor
+
+    small = Redactor(max_message_chars=1_000)
+    out = small.redact("Call 212-555-0199. " + "word " * 1_000)
+    assert out.truncated and out.text.endswith(TRUNCATION_MARKER)
+    assert "212-555-0199" not in out.text
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("EMAIL_ADDRESS=hash", {"EMAIL_ADDRESS": "hash"}),
+        ("EMAIL_ADDRESS=hash, PHONE_NUMBER=mask:4", {"EMAIL_ADDRESS": "hash", "PHONE_NUMBER": "mask:4"}),
+        ({"PERSON": "mask"}, {"PERSON": "mask"}),
+        ("", {}),
+    ],
+)
+def test_parse_operators(spec, expected):
+    from privacy.redaction import parse_operators
+
+    assert parse_operators(spec) == expected
+
+
+@pytest.mark.parametrize("spec", ["EMAIL_ADDRESS=encrypt", "EMAIL_ADDRESS", "PERSON=mask:x", "PERSON=hash:3"])
+def test_bad_operator_is_a_clear_error(spec):
+    from privacy.redaction import OperatorSpecError, parse_operators
+
+    with pytest.raises(OperatorSpecError, match="expected ENTITY="):
+        parse_operators(spec)
+
+
+def test_per_entity_operators(redactor):
+    from privacy.redaction import OperatorSpecError, Redactor
+
+    custom = Redactor(operators="EMAIL_ADDRESS=hash,PERSON=mask:3", hash_key=b"k" * 32)
+    text = "Mail jane.doe@example.org or ask John Smith at 10.0.0.7."
+    out = custom.redact(text).text
+    assert "jane.doe@example.org" not in out and "<EMAIL_ADDRESS:" in out
+    assert "*******ith" in out and "John" not in out
+    assert "<IP_ADDRESS>" in out  # types without a setting keep the placeholder
+    # Keyed: same value, same key -> same token; another key -> another token.
+    again = custom.redact("Write to jane.doe@example.org.").text
+    token = out.split("<EMAIL_ADDRESS:")[1].split(">")[0]
+    assert token in again
+    other = Redactor(operators="EMAIL_ADDRESS=hash", hash_key=b"j" * 32).redact(text).text
+    assert token not in other
+    with pytest.raises(OperatorSpecError, match="needs a key"):
+        Redactor(operators="EMAIL_ADDRESS=hash")
