@@ -84,7 +84,10 @@ RESOURCES_BY_DEPLOYMENT: dict[str, dict[str, Any]] = {
         "beam_runner": BeamRunnerResource(
             runner=dg.EnvVar("LOOKOUT_BEAM_RUNNER"), options_file=dg.EnvVar("LOOKOUT_BEAM_OPTIONS_FILE")
         ),
-        "redaction": RedactionResource(pseudonym_key=dg.EnvVar("LOOKOUT_PSEUDONYM_KEY")),
+        # Dataflow workers read the key from storage (LOOKOUT_PSEUDONYM_KEY_URI); other runners from the environment.
+        "redaction": RedactionResource(pseudonym_key_uri=dg.EnvVar("LOOKOUT_PSEUDONYM_KEY_URI"))
+        if os.environ.get("LOOKOUT_PSEUDONYM_KEY_URI")
+        else RedactionResource(pseudonym_key=dg.EnvVar("LOOKOUT_PSEUDONYM_KEY")),
         "llm": VLLMServerResource(
             base_url=dg.EnvVar("LOOKOUT_VLLM_URL"),
             model="Qwen/Qwen2.5-7B-Instruct",

