@@ -477,6 +477,7 @@ def _row(n: int, mode: str, stage: str, result: dict) -> dict:
 def _save(path: Path, report: dict) -> None:
     """Write the report so far, with the capacity arithmetic from what has been measured."""
     llm = report["llm"] if report["llm"] and "completion_tokens" in report["llm"] else None
+    report["runs"].sort(key=lambda r: (r["n"], STAGES.index(r["stage"]), MODES.index(r["mode"])))
     report["capacity"] = capacity(report["runs"], llm)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
@@ -498,6 +499,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--time_limit", type=float, default=1800, help="seconds per (n, mode, stage) run")
     parser.add_argument("--llm_requests", type=int, default=5, help="facet requests for tokens/s (0: skip)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "scale.json"))
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the rows of --out for (n, mode, stage) not run now (runs made in parts)")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     skip = {int(s) for s in args.skip.split(",") if s}
@@ -512,6 +515,14 @@ def main(argv: list[str] | None = None) -> None:
         "llm": None,
         "capacity": None,
     }
+    kept: list[dict] = []
+    if args.merge and out.exists():
+        earlier = json.loads(out.read_text())
+        now = {(n, m, st) for n in sizes for st in stages for m in (modes if st == BEAM_STAGE else ["in_process"])}
+        kept = [r for r in earlier["runs"] if (r["n"], r["mode"], r["stage"]) not in now]
+        report["runs"] = kept
+        report["llm"] = earlier.get("llm") if not args.llm_requests else None
+        report["merged_from_commit"] = earlier.get("commit")
     if args.llm_requests:
         with tempfile.TemporaryDirectory(prefix="scale_llm_") as tmp:
             result = run_child("llm", args.llm_requests, "cpu", Path(tmp), args.time_limit)
