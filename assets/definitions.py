@@ -55,9 +55,11 @@ def local_resources(
         "embedder": EmbedderResource(),
         "clustering": ClusteringConfigResource(),
         "hierarchy": HierarchyResource(),
-        # The sample's clusters are tiny: a weak budget and tight bounds keep noisy counts readable.
+        # The sample's clusters are tiny: a demo budget (labelled so in the report) and tight
+        # bounds keep selection releasing clusters and noisy counts readable.
         "privacy": PrivacyResource(
-            min_accounts=3, min_conversations=3, dp_epsilon=8.0, dp_max_clusters_per_account=2, dp_max_conversations_per_account=2
+            min_accounts=3, min_conversations=3, dp_epsilon=8.0, dp_max_clusters_per_account=2, dp_max_conversations_per_account=2,
+            dp_selection_epsilon=6.0, dp_demo_budget=True,
         ),
         "flagging": FlaggingResource(),
         "taxonomy": TaxonomyResource(),

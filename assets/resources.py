@@ -15,11 +15,12 @@ from clustering.embed import Embedder, SentenceTransformerEmbedder
 from clustering.hierarchy import HierarchyParams
 from clustering.naming import NAMERS, ClusterNamer, KeywordNamer
 from clustering.tracking import FlagRules, TrackingParams
-from privacy.dp import DPConfig, SelectionConfig
+from privacy.dp import DPConfig, Selection, SelectionConfig
 from privacy.gate import Thresholds
 from privacy.ner import ner_engine_from_name
 from privacy.pseudonym import load_or_create_key
 from privacy.redaction import Redactor, parse_operators
+from privacy.release import DPAccounting
 from summarize.embedded import DEFAULT_MODEL
 from summarize.llm import LLM, LLMSpec
 from summarize.taxonomy import Taxonomy, load_taxonomy
@@ -271,45 +272,68 @@ class HierarchyResource(dg.ConfigurableResource):
 
 
 class PrivacyResource(dg.ConfigurableResource):
-    """Aggregation thresholds for releasing a cluster."""
+    """The privacy gate: thresholds, the DP budget and the auditor's floor.
 
-    min_accounts: int = 5
-    min_conversations: int = 5
+    DP is one switch: with ``dp_epsilon`` set, published counts are noisy and
+    private partition selection decides which clusters are released (there is
+    no setting with DP counts but an exact account threshold). With
+    ``dp_epsilon`` None both are off and the exact thresholds apply.
+    """
+
+    min_accounts: int = Field(
+        default=5,
+        description="Exact unique-account threshold when DP is off; with DP on, the floor of the selection's noisy-account threshold.",
+    )
+    min_conversations: int = Field(default=5, description="Exact conversation threshold of a released node.")
     dp_epsilon: float | None = Field(
-        default=1.0, description="Daily budget for differentially private published counts; None publishes exact counts."
+        default=1.0,
+        description="Daily epsilon of the published counts; setting it turns private partition selection on too. "
+        "None turns DP off (exact counts, exact account threshold).",
     )
     dp_max_clusters_per_account: int = 4
     dp_max_conversations_per_account: int = 5
-    dp_selection_epsilon: float | None = Field(
-        default=None,
-        description="Budget for private partition selection of released nodes; None keeps the exact account threshold.",
+    dp_selection_epsilon: float = Field(
+        default=1.0,
+        description="Daily epsilon of private partition selection (base clusters; parents follow their children). "
+        "Always used when dp_epsilon is set; None is not accepted.",
     )
-    dp_selection_delta: float = 1e-6
-    dp_max_partitions: int = 1
+    dp_selection_delta: float = Field(default=1e-6, description="Daily delta of private partition selection.")
+    dp_max_partitions: int = Field(default=1, description="Base clusters an account counts towards in selection.")
+    dp_demo_budget: bool = Field(
+        default=False,
+        description="Marks the DP budget as a demo setting for sample-sized data; the report says it is not a meaningful guarantee.",
+    )
     audit_floor: int = Field(default=3, description="Lowest privacy-auditor score (1-5, Clio's scale) a released node may have.")
 
     def thresholds(self) -> Thresholds:
         """The exact thresholds a released node must meet.
 
-        With private partition selection on, selection replaces the account
-        threshold (an exact one after it would make the release decision depend
-        on exact counts); the conversation threshold stays.
+        With DP on, private partition selection replaces the account threshold
+        (an exact one after it would make the release decision depend on exact
+        counts); the conversation threshold stays.
         """
-        if self.dp_selection_epsilon is not None:
+        if self.dp_epsilon is not None:
             return Thresholds(1, self.min_conversations)
         return Thresholds(self.min_accounts, self.min_conversations)
 
     def selection(self) -> SelectionConfig | None:
-        """Private partition selection, or None when releases use the exact account threshold."""
-        if self.dp_selection_epsilon is None:
+        """Private partition selection (on whenever DP is), or None when DP is off."""
+        if self.dp_epsilon is None:
             return None
-        return SelectionConfig(self.dp_selection_epsilon, self.dp_selection_delta, self.dp_max_partitions)
+        return SelectionConfig(self.dp_selection_epsilon, self.dp_selection_delta, self.dp_max_partitions, self.min_accounts)
 
     def dp(self) -> DPConfig | None:
-        """The DP configuration, or None when published counts are exact."""
+        """The DP configuration of the published counts, or None when DP is off."""
         if self.dp_epsilon is None:
             return None
         return DPConfig(self.dp_epsilon, self.dp_max_clusters_per_account, self.dp_max_conversations_per_account)
+
+    def accounting(self, selection: Selection | None) -> DPAccounting | None:
+        """The day's budget (selection as spent plus the counts' epsilon), or None when DP is off."""
+        if self.dp_epsilon is None or selection is None:
+            return None
+        threshold = max(selection.thresholds.values(), default=self.min_accounts)
+        return DPAccounting(selection.epsilon, selection.delta, threshold, self.dp_epsilon, self.dp_demo_budget)
 
 
 class FlaggingResource(dg.ConfigurableResource):

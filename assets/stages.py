@@ -36,7 +36,7 @@ from pipelines import ingest_redact, summarize
 from privacy.auditor import PrivacyAuditor, split_audited
 from privacy.dp import select_partitions, selection_withheld
 from privacy.gate import apply_thresholds, removal_trail, threshold_violations
-from privacy.release import dp_level_counts, reattach_to_released
+from privacy.release import DPAccounting, dp_level_counts, reattach_to_released, with_dp_counts
 from privacy.rescan import rescan_text_columns
 from reporting.html import render_report
 from reporting.tables import (
@@ -325,8 +325,8 @@ def released_clusters(
     released = released.join(audited.select("cluster_id", "privacy_score"), on="cluster_id")
     released = reattach_to_released(released, clusters.select("cluster_id", "parent_id"))
     trail = removal_trail(day, layers, clusters, members)
-    gate = {"selection_epsilon": selection.epsilon, "selection_delta": selection.delta} if selection else {}
-    write_atomic(json.dumps(gate), state / GATE)
+    accounting = privacy.accounting(selection)
+    write_atomic(json.dumps(accounting.to_json() if accounting else {}), state / GATE)
     write_parquet_atomic(released, state / RELEASED)
     write_parquet_atomic(trail, state / WITHHELD)
     by_layer = trail.group_by("layer", "level").agg(pl.len().alias("clusters")).sort("layer", "level")
@@ -339,6 +339,7 @@ def released_clusters(
             "pii_rescan_hits_by_type": dg.MetadataValue.json(dict(rescan_hits)),
             "audit_floor": privacy.audit_floor,
             "dp_selection_epsilon": selection.epsilon if selection else "off (exact thresholds)",
+            "dp_selection_delta": selection.delta if selection else "off",
             "dp_selection_thresholds": dg.MetadataValue.json({str(k): v for k, v in selection.thresholds.items()})
             if selection
             else "off",
@@ -493,16 +494,18 @@ def cluster_report(
     released = pl.read_parquet(state / RELEASED)
     assignments = pl.read_parquet(state / ASSIGNMENTS)
     dp_config = privacy.dp()
-    epsilon_spent = None
-    if dp_config is not None and len(released):
+    accounting = DPAccounting.from_json(json.loads((state / GATE).read_text())) if (state / GATE).exists() else None
+    if dp_config is not None:
+        if accounting is None:
+            raise dg.Failure("DP is on but the gate recorded no DP accounting; rerun released_clusters", allow_retries=False)
         members = pl.read_parquet(state / MEMBERSHIP).join(
             pl.read_parquet(state / FACETS, columns=["conversation_id", "concerning", "categories"]), on="conversation_id"
         )
-        noisy, epsilon_spent = dp_level_counts(members, released, tax.codes, dp_config, salt=day)
-    gate = json.loads((state / GATE).read_text()) if (state / GATE).exists() else {}
-    if gate.get("selection_epsilon"):
-        epsilon_spent = (epsilon_spent or 0.0) + gate["selection_epsilon"]
-        released = released.drop(noisy.columns[1:], strict=False).join(noisy, on="cluster_id")
+        noisy, counts_spent = dp_level_counts(members, released, tax.codes, dp_config, salt=day)
+        if len(released) and abs(counts_spent - accounting.counts_epsilon) > 1e-9:
+            raise dg.Failure(f"DP counts spent epsilon {counts_spent}, the gate planned {accounting.counts_epsilon}")
+        released = with_dp_counts(released, noisy)  # nothing exact is published
+    epsilon_spent = accounting.epsilon if accounting else None
     flags = pl.read_parquet(state / FLAGS)
     released_ids = released["cluster_id"].implode()
     ingest_dead = pl.read_parquet(state / INGEST_DEAD)
@@ -521,14 +524,16 @@ def cluster_report(
         "clusters_flagged": flags.filter(pl.col("flagged") & pl.col("cluster_id").is_in(released_ids)).height,
         "flagged_clusters_withheld": flags.filter(pl.col("flagged") & ~pl.col("cluster_id").is_in(released_ids)).height,
         "conversations_in_released_clusters": int(base["conversations"].sum()) if len(base) else 0,
-        "dp_epsilon": epsilon_spent,
+        **(accounting.metrics() if accounting else {}),
     }
     dead_reasons = pl.concat([_dead_by_reason(state / INGEST_DEAD), _dead_by_reason(state / FACETS_DEAD)]).select(
         "stage", "reason", "records"
     )
-    tables = build_report_tables(day, released, flags, tax.codes, summary, dead_reasons, _entity_counts(redacted), withheld)
-    tables.write(out)
     history = load_published(Path(paths.out_dir) / "reports", trailing_days(day, REPORT_TREND_DAYS - 1))
+    tables = build_report_tables(
+        day, released, flags, tax.codes, summary, dead_reasons, _entity_counts(redacted), withheld, history=history
+    )
+    tables.write(out)
     html = render_report(
         tables,
         tax,

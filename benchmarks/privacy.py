@@ -313,21 +313,82 @@ def coverage(assignments: pl.DataFrame, released_ids: set[int], total: int) -> f
     return covered / total if total else 0.0
 
 
-def dp_error(members: pl.DataFrame, nodes: pl.DataFrame, exact: dict[int, int], codes: list[str], epsilon: float, trials: int) -> float:
+def split_level_counts(members: pl.DataFrame, nodes: pl.DataFrame, codes: list[str], config, salt: str):
+    """The earlier release, for comparison: every level measured on its own with epsilon / levels."""
+    import dataclasses
+
+    from privacy.dp import dp_cluster_counts
+
+    levels = sorted(set(nodes["level"].to_list()))
+    share = dataclasses.replace(config, epsilon=config.epsilon / len(levels))
+    frames = [
+        dp_cluster_counts(members.filter(pl.col("level") == lv), nodes.filter(pl.col("level") == lv)["cluster_id"].to_list(), codes, share, f"{salt}:{lv}")[0]
+        for lv in levels
+    ]
+    return pl.concat(frames), config.epsilon
+
+
+def dp_error(members: pl.DataFrame, nodes: pl.DataFrame, codes: list[str], config, trials: int, split: bool = False) -> float:
     """Mean relative error of the published conversation counts of ``nodes`` over ``trials`` releases.
 
-    The release is the report's: ``privacy.release.dp_level_counts`` (the budget split over levels).
+    The release is the report's, ``privacy.release.dp_level_counts`` (base measured, parents summed),
+    or with ``split`` the earlier one (each level measured with its share of epsilon). The reference
+    is what an exact release of the same nodes would publish: for a parent, the conversations of its
+    released base descendants (``dp_level_counts``) or all its members (``split``).
     """
-    from privacy.dp import DPConfig
-    from privacy.release import dp_level_counts
+    from privacy.release import base_ancestry, dp_level_counts
 
-    config = DPConfig(epsilon=epsilon)
+    exact = dict(members.group_by("cluster_id").len().iter_rows())
+    if not split:
+        base_level = int(members["level"].min())
+        base_ids = nodes.filter(pl.col("level") == base_level)["cluster_id"].to_list()
+        sums = (
+            base_ancestry(members)
+            .filter(pl.col("base_id").is_in(base_ids))
+            .with_columns(pl.col("base_id").replace_strict(exact, return_dtype=pl.Int64).alias("n"))
+            .group_by("cluster_id")
+            .agg(pl.col("n").sum())
+        )
+        exact.update(dict(sums.iter_rows()))
     errors = []
     for _ in range(trials):
-        noisy, _ = dp_level_counts(members, nodes, codes, config, salt=DAY)
+        noisy, _ = (split_level_counts if split else dp_level_counts)(members, nodes, codes, config, salt=DAY)
         for cid, count in zip(noisy["cluster_id"], noisy["conversations"], strict=True):
-            errors.append(abs(count - exact[cid]) / exact[cid])
+            if exact.get(cid):
+                errors.append(abs(count - exact[cid]) / exact[cid])
     return sum(errors) / len(errors) if errors else float("nan")
+
+
+# The two deployments' DP settings (assets/definitions.py): counts budget and bounds, selection budget and floor.
+BUDGETS = {
+    "local": {"counts": (8.0, 2, 2), "selection": (6.0, 1e-6, 1), "min_accounts": 3, "min_conversations": 3},
+    "production": {"counts": (1.0, 4, 5), "selection": (1.0, 1e-6, 1), "min_accounts": 25, "min_conversations": 50},
+}
+
+
+def selection_coverage(members: pl.DataFrame, assignments: pl.DataFrame, ok_ids: set[int], budget: dict, draws: int) -> dict:
+    """Expected coverage of DP partition selection at ``budget`` (mean over ``draws`` selections) and its accounting."""
+    from privacy.dp import SelectionConfig, select_partitions
+
+    eps, delta, k = budget["selection"]
+    config = SelectionConfig(eps, delta, k, budget["min_accounts"])
+    covered, kept, selection = [], [], None
+    for _ in range(draws):
+        selection = select_partitions(members, config, salt=DAY)
+        covered.append(coverage(assignments, set(selection.base_kept) & ok_ids, assignments.height))
+        kept.append(len(set(selection.kept) & ok_ids))
+    assert selection is not None
+    counts_eps = budget["counts"][0]
+    return {
+        "coverage": sum(covered) / draws,
+        "nodes_released_mean": sum(kept) / draws,
+        "threshold": max(selection.thresholds.values(), default=None),
+        "selection_epsilon": selection.epsilon,
+        "selection_delta": selection.delta,
+        "counts_epsilon": counts_eps,
+        "total_epsilon": selection.epsilon + counts_eps,
+        "draws": draws,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -335,7 +396,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--canaries", type=int, default=50)
     parser.add_argument("--auditor-texts", type=int, default=100)
     parser.add_argument("--floor", type=int, default=3)
-    parser.add_argument("--epsilon", type=float, default=1.0, help="daily budget of the published counts")
+    parser.add_argument("--draws", type=int, default=50, help="DP partition selections averaged for the coverage")
     parser.add_argument("--trials", type=int, default=200, help="DP releases averaged for the error")
     parser.add_argument("--llm-threads", type=int, default=1, help="llama.cpp threads of the auditor (1 is fastest on a busy CPU)")
     parser.add_argument("--work", help="keep the run here (reused if it already holds a finished run)")
@@ -344,7 +405,6 @@ def main(argv: list[str] | None = None) -> None:
 
     from assets.stages import ASSIGNMENTS, CLUSTERS, FACETS, REDACTED, RELEASED
     from privacy.auditor import PrivacyAuditor, split_audited
-    from privacy.dp import SelectionConfig, select_partitions
     from privacy.gate import Thresholds, removal_trail
     from summarize.embedded import EmbeddedLLM
     from summarize.taxonomy import load_taxonomy
@@ -399,16 +459,20 @@ def main(argv: list[str] | None = None) -> None:
     if "level" not in clusters.columns:
         clusters = clusters.with_columns(pl.lit(0, pl.Int64).alias("level"))
     base_ids = set(clusters.filter(pl.col("level") == 0)["cluster_id"].to_list()) - {-1}
-    thresholds = Thresholds()
+    thresholds = Thresholds(BUDGETS["local"]["min_accounts"], BUDGETS["local"]["min_conversations"])  # what the run used
     released_ids = set(released["cluster_id"].to_list())
     audited_ids = set(audited_released["cluster_id"].to_list())
     members = day_members(state, assignments, clusters)
-    selection = select_partitions(members, SelectionConfig(), salt=DAY)
-    conv_ok = set(members.group_by("cluster_id").len().filter(pl.col("len") >= thresholds.min_conversations)["cluster_id"].to_list())
-    # The auditor on every cluster's name (not re-scanned) for the variant where DP selection replaces the threshold.
+    sizes = members.group_by("cluster_id").len()
+    # The auditor on every cluster's name (not re-scanned) for the variants where DP selection replaces the threshold.
     audit_all = auditor.audit(clusters)
     ok_all = set(audit_all.filter(pl.col("audit_reason") == "ok")["cluster_id"].to_list())
-    dp_ids = set(selection.kept) & conv_ok & ok_all
+    by_budget = {
+        name: selection_coverage(
+            members, assignments, set(sizes.filter(pl.col("len") >= b["min_conversations"])["cluster_id"].to_list()) & ok_all, b, args.draws
+        )
+        for name, b in BUDGETS.items()
+    }
     trail = removal_trail(
         DAY,
         {
@@ -424,19 +488,27 @@ def main(argv: list[str] | None = None) -> None:
         "no_gate": coverage(assignments, base_ids, total),
         "thresholds": coverage(assignments, released_ids, total),
         "thresholds_and_auditor": coverage(assignments, audited_ids, total),
-        "dp_selection_and_auditor": coverage(assignments, dp_ids, total),
+        **{f"dp_selection_and_auditor_{name}": v["coverage"] for name, v in by_budget.items()},
     }
 
-    # DP error on the day's cluster sizes (all clusters, so the sample's small ones count too).
+    # DP error on the day's cluster sizes (all clusters, so the sample's small ones count too), per budget,
+    # for the report's release and for the earlier one that measured every level with its share of epsilon.
+    from privacy.dp import DPConfig
+
     taxonomy = load_taxonomy()
     dp_members = members.join(facets.select("conversation_id", "concerning", "categories"), on="conversation_id")
-    exact = dict(members.group_by("cluster_id").len().iter_rows())
-    nodes = clusters.filter(pl.col("cluster_id").is_in(list(exact))).select("cluster_id", "level")
-    mre = dp_error(dp_members, nodes, exact, taxonomy.codes, args.epsilon, args.trials)
+    present = set(members["cluster_id"].to_list())
+    nodes = clusters.filter(pl.col("cluster_id").is_in(list(present))).select("cluster_id", "level")
     released_nodes = nodes.filter(pl.col("cluster_id").is_in(list(released_ids)))
-    mre_released = (
-        dp_error(dp_members, released_nodes, exact, taxonomy.codes, args.epsilon, args.trials) if len(released_nodes) else None
-    )
+    mre: dict[str, dict[str, float | None]] = {}
+    for name, budget in BUDGETS.items():
+        config = DPConfig(*budget["counts"])
+        mre[name] = {
+            "epsilon": config.epsilon,
+            "all": dp_error(dp_members, nodes, taxonomy.codes, config, args.trials),
+            "released": dp_error(dp_members, released_nodes, taxonomy.codes, config, args.trials) if len(released_nodes) else None,
+            "all_levels_split": dp_error(dp_members, nodes, taxonomy.codes, config, args.trials, split=True),
+        }
 
     agreement = auditor_agreement(llm, args.auditor_texts, args.floor, work / "agreement_cache.parquet")
 
@@ -458,10 +530,11 @@ def main(argv: list[str] | None = None) -> None:
         "coverage_without_gate": cov["no_gate"],
         "coverage_with_gate": cov["thresholds_and_auditor"],
         "coverage_by_layers": cov,
-        "dp_selection": {"epsilon": selection.epsilon, "delta": selection.delta, "thresholds": selection.thresholds, "kept": len(selection.kept)},
-        "dp_epsilon": args.epsilon,
-        "dp_mean_relative_error": mre,
-        "dp_mean_relative_error_released": mre_released,
+        "coverage_with_dp_selection": {name: v["coverage"] for name, v in by_budget.items()},
+        "dp_selection": by_budget,
+        "dp_budgets": BUDGETS,
+        "dp_mean_relative_error": mre["local"]["all"],
+        "dp_mean_relative_error_by_budget": mre,
         "dp_trials": args.trials,
         "audit_trail_rows": trail.height,
         "pipeline_seconds": None if pipeline_s is None else round(pipeline_s, 1),
@@ -477,8 +550,21 @@ def main(argv: list[str] | None = None) -> None:
         ("  same, model's score alone (no cap)", f"{agreement['accuracy_model_score_only']:.3f}"),
         ("  private released / general withheld", f"{private_rel(agreement)}"),
         *[(f"coverage: {k}", f"{v:.3f}") for k, v in cov.items()],
-        (f"DP mean relative error (eps={args.epsilon})", f"{mre:.3f} all clusters; {mre_released if mre_released is None else round(mre_released, 3)} released"),
-        ("DP selection threshold (accounts)", str(sorted(set(selection.thresholds.values())))),
+        *[
+            (
+                f"{name}: selection eps={v['selection_epsilon']:g} delta={v['selection_delta']:.1e}",
+                f"threshold {v['threshold']} accounts, total eps {v['total_epsilon']:g}, {v['nodes_released_mean']:.1f} nodes",
+            )
+            for name, v in by_budget.items()
+        ],
+        *[
+            (
+                f"{name}: DP mean relative error (counts eps={m['epsilon']:g})",
+                f"{m['all']:.3f} all; {m['released'] if m['released'] is None else round(m['released'], 3)} released; "
+                f"{m['all_levels_split']:.3f} with eps split over levels",
+            )
+            for name, m in mre.items()
+        ],
     ]
     width = max(len(r[0]) for r in rows)
     print(f"\nprivacy gate on {DAY} ({total} conversations with facets, {len(base_ids)} clusters)")

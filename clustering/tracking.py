@@ -218,6 +218,11 @@ def coordination_reasons(signal: Mapping[str, object] | None, rules: FlagRules) 
     accounts new to the trailing window when that is configured and known, and
     either few distinct requests or a significant burst in time.
     """
+    return [text for _, text in _coordination(signal, rules)]
+
+
+def _coordination(signal: Mapping[str, object] | None, rules: FlagRules) -> list[tuple[str, str]]:
+    """``(code, reason)`` pairs behind ``coordination_reasons``."""
     if not signal or signal.get("unique_accounts") is None:
         return []
     accounts = int(signal["unique_accounts"])  # type: ignore[arg-type]
@@ -232,18 +237,28 @@ def coordination_reasons(signal: Mapping[str, object] | None, rules: FlagRules) 
     ratio = float(signal["distinct_request_ratio"])  # type: ignore[arg-type]
     if ratio <= rules.coordination_max_distinct_ratio:
         out.append(
-            f"coordination: {accounts} accounts sent {signal['distinct_requests']} distinct requests "
-            f"(ratio {ratio:.2f} <= {rules.coordination_max_distinct_ratio})"
+            (
+                "coordination",
+                f"coordination: {accounts} accounts sent {signal['distinct_requests']} distinct requests "
+                f"(ratio {ratio:.2f} <= {rules.coordination_max_distinct_ratio})",
+            )
         )
     burst_p = signal.get("burst_p")
     if burst_p is not None and burst_p < rules.burst_alpha:  # type: ignore[operator]
         out.append(
-            f"burst: {signal['burst_conversations']} conversations within {rules.burst_window_minutes} min "
-            f"(expected {signal['burst_expected']:.1f} from the day's traffic, p={burst_p:.3g})"
+            (
+                "burst",
+                f"burst: {signal['burst_conversations']} conversations within {rules.burst_window_minutes} min "
+                f"(expected {signal['burst_expected']:.1f} from the day's traffic, p={burst_p:.3g})",
+            )
         )
     if out and new_share is not None:
-        out.append(f"{new_share:.0%} of its {accounts} accounts not seen in the trailing window")
+        out.append(("new_accounts", f"{new_share:.0%} of its {accounts} accounts not seen in the trailing window"))
     return out
+
+
+# Reason codes (``flag_clusters``'s ``reason_codes``): what a published report can restate from its own counts.
+REASON_CODES = ("mean_concern", "share_concerning", "high_severity:<code>", "new", "growth", "coordination", "burst", "new_accounts")
 
 
 def link_tracks(
@@ -313,8 +328,10 @@ def flag_clusters(
         One row per cluster: ``cluster_id``, ``track_id``, ``is_new``,
         ``growth_ratio``, ``growth_q``, ``high_concern``, ``coordinated``, the
         coordination figures (``distinct_request_ratio``, ``new_account_share``,
-        ``burst_p``), ``flagged`` and ``reasons`` (each with its figures; empty
-        unless flagged).
+        ``burst_p``), ``flagged``, ``reasons`` (each with its exact figures;
+        private, empty unless flagged) and ``reason_codes`` (the same reasons
+        as ``REASON_CODES``, so a DP report can restate them from its noisy
+        counts: ``reporting.tables.published_flags``).
     """
     joined = clusters.join(tracks, on="cluster_id", how="left")
     signals = {} if coordination is None else {r["cluster_id"]: r for r in coordination.iter_rows(named=True)}
@@ -341,24 +358,26 @@ def flag_clusters(
 
     out = []
     for row, ratio, q in zip(joined.iter_rows(named=True), ratios, q_values, strict=True):
-        severe_share = max((row[c] / row["conversations"] for c in severe), default=0.0)
-        concern_reasons = []
+        shares = {c: row[c] / row["conversations"] for c in severe} if row["conversations"] else {}
+        worst = max(shares, key=lambda c: shares[c], default=None)
+        severe_share = shares[worst] if worst else 0.0
+        concern: list[tuple[str, str]] = []
         if row["mean_concern"] >= rules.min_mean_concern:
-            concern_reasons.append(f"mean concern {row['mean_concern']:.1f} >= {rules.min_mean_concern}")
+            concern.append(("mean_concern", f"mean concern {row['mean_concern']:.1f} >= {rules.min_mean_concern}"))
         if row["share_concerning"] >= rules.min_share_concerning:
-            concern_reasons.append(f"{row['share_concerning']:.0%} of conversations rated concerning")
-        if severe_share >= rules.min_high_severity_share:
-            concern_reasons.append(f"{severe_share:.0%} in high-severity safety categories")
+            concern.append(("share_concerning", f"{row['share_concerning']:.0%} of conversations rated concerning"))
+        if worst and severe_share >= rules.min_high_severity_share:
+            concern.append((f"high_severity:{worst.removeprefix('cat_')}", f"{severe_share:.0%} in high-severity safety categories"))
         growing = ratio is not None and q < rules.growth_alpha and ratio >= rules.min_growth_ratio
-        trend_reasons = []
+        trend: list[tuple[str, str]] = []
         if row["is_new"] and trailing_total > 0:
-            trend_reasons.append("new: no similar cluster in the trailing window")
+            trend.append(("new", "new: no similar cluster in the trailing window"))
         if growing:
-            trend_reasons.append(f"share of traffic grew {ratio:.1f}x vs trailing window (BH q={q:.3g})")
+            trend.append(("growth", f"share of traffic grew {ratio:.1f}x vs trailing window (BH q={q:.3g})"))
         signal = signals.get(row["cluster_id"])
-        coordinated = coordination_reasons(signal, rules)
-        trend_reasons += coordinated
-        flagged = bool(concern_reasons) and bool(trend_reasons) and row["conversations"] >= rules.min_conversations
+        coordinated = _coordination(signal, rules)
+        trend += coordinated
+        flagged = bool(concern) and bool(trend) and row["conversations"] >= rules.min_conversations
         out.append(
             {
                 "cluster_id": row["cluster_id"],
@@ -366,13 +385,14 @@ def flag_clusters(
                 "is_new": row["is_new"],
                 "growth_ratio": ratio,
                 "growth_q": float(q),
-                "high_concern": bool(concern_reasons),
+                "high_concern": bool(concern),
                 "coordinated": bool(coordinated),
                 "distinct_request_ratio": signal["distinct_request_ratio"] if signal else None,
                 "new_account_share": signal["new_account_share"] if signal else None,
                 "burst_p": signal["burst_p"] if signal else None,
                 "flagged": flagged,
-                "reasons": concern_reasons + trend_reasons if flagged else [],
+                "reasons": [text for _, text in concern + trend] if flagged else [],
+                "reason_codes": [code for code, _ in concern + trend] if flagged else [],
             }
         )
     return pl.DataFrame(
@@ -390,6 +410,7 @@ def flag_clusters(
             "burst_p": pl.Float64,
             "flagged": pl.Boolean,
             "reasons": pl.List(pl.Utf8),
+            "reason_codes": pl.List(pl.Utf8),
         },
     )
 

@@ -8,15 +8,19 @@ The day's ``epsilon`` is split evenly over the published measures, each released
 with OpenDP's discrete Laplace mechanism scaled to its L1 sensitivity.
 
 When DP is on, ``select_partitions`` decides which clusters are released at
-all: OpenDP's Laplace threshold mechanism on bounded unique-account counts
-(each account in at most ``max_partitions`` clusters per level), with its own
-``(epsilon, delta)``; it replaces the exact account threshold, so the fact that
-a cluster was released is private too. The day's total budget is the counts'
-epsilon plus the selection's.
+all: OpenDP's Laplace threshold mechanism on bounded unique-account counts of
+the base clusters (each account in at most ``max_partitions`` of them), with
+its own ``(epsilon, delta)``; parents follow from their released children. It
+replaces the exact account threshold, so the fact that a cluster was released
+is private too. The day's total budget is the selection's ``(epsilon, delta)``
+plus the counts' epsilon (sequential composition; see ``privacy.release``).
+Guarantees are conditional on the clustering: cluster and tree membership are
+treated as given, as in Clio.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -80,23 +84,30 @@ def _discrete_laplace(values: Sequence[int], sensitivity: int, epsilon: float) -
     return list(measurement([int(v) for v in values])), float(measurement.map(sensitivity))
 
 
-def dp_cluster_counts(
-    members: pl.DataFrame, cluster_ids: Sequence[int], codes: Sequence[str], config: DPConfig, salt: str
-) -> tuple[pl.DataFrame, float]:
-    """Noisy per-cluster counts for the released ``cluster_ids``.
+BASE_MEASURES = ("conversations", "unique_accounts", "concerning_count", "concern_sum", "categories")
 
-    Args:
-        members: ``conversation_id``, ``account``, ``cluster_id``, ``concerning``,
-            ``categories`` for the day (exact, private).
-        cluster_ids: The clusters to publish.
-        codes: Taxonomy codes whose per-cluster counts are published.
-        config: Budget and bounds.
-        salt: Keys the contribution-bounding choice (e.g. the day).
+
+def _sensitivities(config: DPConfig) -> dict[str, int]:
+    """L1 sensitivity of each measure after contribution bounding."""
+    l0, linf = config.max_clusters_per_account, config.max_conversations_per_account
+    return {
+        "conversations": l0 * linf,
+        "unique_accounts": l0,
+        "concerning_count": l0 * linf,
+        "concern_sum": l0 * linf * 5,
+        "categories": l0 * linf * MAX_CATEGORIES,
+    }
+
+
+def dp_raw_counts(
+    members: pl.DataFrame, cluster_ids: Sequence[int], codes: Sequence[str], config: DPConfig, epsilon: float, salt: str
+) -> tuple[pl.DataFrame, float]:
+    """Noisy integer sums per cluster, each of the 5 measures released with ``epsilon``.
 
     Returns:
-        ``cluster_id``, ``conversations``, ``unique_accounts``, ``mean_concern``,
-        ``share_concerning`` and ``cat_<code>`` (noisy, non-negative), and the
-        total epsilon spent.
+        ``cluster_id``, ``conversations``, ``unique_accounts``, ``concerning_count``,
+        ``concern_sum`` and ``cat_<code>`` (noisy, unclipped, so sums of them stay
+        unbiased), and the epsilon OpenDP certifies for the lot.
     """
     bounded = bound_contributions(members.filter(pl.col("cluster_id").is_in(list(cluster_ids))), config, salt)
     exact = (
@@ -114,42 +125,78 @@ def dp_cluster_counts(
         )
         .fill_null(0)
     )
-    l0, linf = config.max_clusters_per_account, config.max_conversations_per_account
-    measures = {
-        "conversations": l0 * linf,
-        "unique_accounts": l0,
-        "concerning_count": l0 * linf,
-        "concern_sum": l0 * linf * 5,
-        "categories": l0 * linf * MAX_CATEGORIES,
-    }
-    part = config.epsilon / len(measures)
-    noisy: dict[str, list[int]] = {}
+    sensitivity = _sensitivities(config)
+    noisy: dict[str, list[int]] = {"cluster_id": exact["cluster_id"].to_list()}
     spent = 0.0
     for name in ("conversations", "unique_accounts", "concerning_count", "concern_sum"):
-        noisy[name], eps = _discrete_laplace(exact[name].to_list(), measures[name], part)
+        noisy[name], eps = _discrete_laplace(exact[name].to_list(), sensitivity[name], epsilon)
         spent += eps
     if codes:
         flat = [v for c in codes for v in exact[f"cat_{c}"].to_list()]
-        noisy_flat, eps = _discrete_laplace(flat, measures["categories"], part)
+        noisy_flat, eps = _discrete_laplace(flat, sensitivity["categories"], epsilon)
         spent += eps
         n = len(exact)
         for i, c in enumerate(codes):
             noisy[f"cat_{c}"] = noisy_flat[i * n : (i + 1) * n]
     else:
-        spent += part
-    conversations = [max(v, 0) for v in noisy["conversations"]]
-    out = pl.DataFrame(
+        spent += epsilon  # the category measure's share is spent whether or not a taxonomy has codes
+    return pl.DataFrame(noisy, schema={k: pl.Int64 for k in noisy}), spent
+
+
+def dp_unique_accounts(
+    members: pl.DataFrame, cluster_ids: Sequence[int], config: DPConfig, epsilon: float, salt: str
+) -> tuple[pl.DataFrame, float]:
+    """Noisy unique-account counts (``cluster_id``, ``unique_accounts``, unclipped) and the epsilon spent."""
+    bounded = bound_contributions(members.filter(pl.col("cluster_id").is_in(list(cluster_ids))), config, salt)
+    exact = (
+        pl.DataFrame({"cluster_id": list(cluster_ids)}, schema={"cluster_id": pl.Int64})
+        .join(bounded.group_by("cluster_id").agg(pl.col("account").n_unique().alias("unique_accounts")), on="cluster_id", how="left")
+        .fill_null(0)
+    )
+    values, eps = _discrete_laplace(exact["unique_accounts"].to_list(), _sensitivities(config)["unique_accounts"], epsilon)
+    return pl.DataFrame({"cluster_id": exact["cluster_id"], "unique_accounts": values}, schema={"cluster_id": pl.Int64, "unique_accounts": pl.Int64}), eps
+
+
+def finish_counts(raw: pl.DataFrame, codes: Sequence[str]) -> pl.DataFrame:
+    """Published columns from noisy sums: counts clipped at 0, mean concern and share derived (post-processing)."""
+    conversations = [max(v, 0) for v in raw["conversations"].to_list()]
+    return pl.DataFrame(
         {
-            "cluster_id": exact["cluster_id"],
+            "cluster_id": raw["cluster_id"],
             "conversations": conversations,
-            "unique_accounts": [max(v, 0) for v in noisy["unique_accounts"]],
-            "mean_concern": [min(5.0, max(1.0, s / max(c, 1))) for s, c in zip(noisy["concern_sum"], conversations, strict=True)],
-            "share_concerning": [min(1.0, max(0.0, k / max(c, 1))) for k, c in zip(noisy["concerning_count"], conversations, strict=True)],
-            **{f"cat_{c}": [max(v, 0) for v in noisy[f"cat_{c}"]] for c in codes},
+            "unique_accounts": [max(v, 0) for v in raw["unique_accounts"].to_list()],
+            "mean_concern": [
+                min(5.0, max(1.0, s / max(c, 1))) for s, c in zip(raw["concern_sum"].to_list(), conversations, strict=True)
+            ],
+            "share_concerning": [
+                min(1.0, max(0.0, k / max(c, 1))) for k, c in zip(raw["concerning_count"].to_list(), conversations, strict=True)
+            ],
+            **{f"cat_{c}": [max(v, 0) for v in raw[f"cat_{c}"].to_list()] for c in codes},
         },
         schema_overrides={"conversations": pl.Int64, "unique_accounts": pl.Int64, **{f"cat_{c}": pl.Int64 for c in codes}},
     )
-    return out, spent
+
+
+def dp_cluster_counts(
+    members: pl.DataFrame, cluster_ids: Sequence[int], codes: Sequence[str], config: DPConfig, salt: str
+) -> tuple[pl.DataFrame, float]:
+    """Noisy per-cluster counts for the released ``cluster_ids`` (one level), the budget split over 5 measures.
+
+    Args:
+        members: ``conversation_id``, ``account``, ``cluster_id``, ``concerning``,
+            ``categories`` for the day (exact, private).
+        cluster_ids: The clusters to publish.
+        codes: Taxonomy codes whose per-cluster counts are published.
+        config: Budget and bounds.
+        salt: Keys the contribution-bounding choice (e.g. the day).
+
+    Returns:
+        ``cluster_id``, ``conversations``, ``unique_accounts``, ``mean_concern``,
+        ``share_concerning`` and ``cat_<code>`` (noisy, non-negative), and the
+        total epsilon spent.
+    """
+    raw, spent = dp_raw_counts(members, cluster_ids, codes, config, config.epsilon / len(BASE_MEASURES), salt)
+    return finish_counts(raw, codes), spent
 
 
 # --- private partition selection -------------------------------------------------
@@ -159,14 +206,19 @@ def dp_cluster_counts(
 class SelectionConfig:
     """Budget of DP partition selection: which clusters are released at all.
 
-    ``epsilon`` and ``delta`` are for the whole day and are split evenly over
-    the hierarchy's levels. After bounding, each account counts towards at most
-    ``max_partitions`` clusters per level.
+    Selection runs once, on the base level, with the whole ``(epsilon, delta)``;
+    parents are derived from the selected base clusters (post-processing), so
+    the budget is not split over the hierarchy's levels. After bounding, each
+    account counts towards at most ``max_partitions`` base clusters.
+    ``min_threshold`` is a policy floor: the noisy-account threshold is the
+    larger of it and the smallest threshold OpenDP certifies for the budget (a
+    higher threshold only lowers the delta actually spent).
     """
 
     epsilon: float = 1.0
     delta: float = 1e-6
     max_partitions: int = 1  # most accounts touch few clusters a day; a higher bound raises the threshold
+    min_threshold: int = 1
 
     def __post_init__(self) -> None:
         if self.epsilon <= 0:
@@ -175,6 +227,8 @@ class SelectionConfig:
             raise ValueError("selection delta must be in (0, 1)")
         if self.max_partitions < 1:
             raise ValueError("max_partitions must be at least 1")
+        if self.min_threshold < 1:
+            raise ValueError("min_threshold must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -182,16 +236,19 @@ class Selection:
     """The outcome of partition selection.
 
     Attributes:
-        kept: Released cluster ids, in ascending order.
-        thresholds: Noisy-count threshold used at each level.
-        epsilon: Total epsilon spent (OpenDP's privacy map, summed over levels).
-        delta: Total delta spent.
+        kept: Released cluster ids of every level, in ascending order: the
+            selected base clusters and every ancestor of one.
+        base_kept: The base clusters the mechanism selected.
+        thresholds: Noisy-account threshold used, by level (the base level only).
+        epsilon: Epsilon spent (OpenDP's privacy map of the one mechanism).
+        delta: Delta spent.
     """
 
     kept: list[int]
     thresholds: dict[int, int]
     epsilon: float
     delta: float
+    base_kept: list[int] = dataclasses.field(default_factory=list)
 
 
 def bound_partitions(members: pl.DataFrame, max_partitions: int, salt: str) -> pl.DataFrame:
@@ -217,11 +274,13 @@ def _threshold_measurement(scale: float, threshold: int):
     return dp.m.make_laplace_threshold(domain, dp.l01inf_distance(dp.absolute_distance(T=int)), scale=scale, threshold=threshold)
 
 
-def selection_parameters(epsilon: float, delta: float, max_partitions: int) -> tuple[float, int]:
-    """Noise scale and the smallest integer threshold that meet ``(epsilon, delta)``.
+def selection_parameters(epsilon: float, delta: float, max_partitions: int, floor: int = 1) -> tuple[float, int]:
+    """Noise scale and the smallest integer threshold that meet ``(epsilon, delta)``, raised to ``floor``.
 
     One account changes at most ``max_partitions`` unique-account counts, each by
-    one (L0 = L1 = ``max_partitions``, L-inf = 1).
+    one (L0 = L1 = ``max_partitions``, L-inf = 1). The threshold is found by
+    bisection on OpenDP's own privacy map, so it is the tightest the mechanism
+    certifies.
     """
     d_in = (max_partitions, max_partitions, 1)
     scale = max_partitions / epsilon
@@ -234,40 +293,59 @@ def selection_parameters(epsilon: float, delta: float, max_partitions: int) -> t
             hi = mid
         else:
             lo = mid + 1
-    return scale, hi
+    return scale, max(hi, floor)
+
+
+def ancestors(members: pl.DataFrame, base_ids: Sequence[int]) -> list[int]:
+    """Every node above the given base clusters (from the membership rows of their conversations)."""
+    if not len(base_ids) or "level" not in members.columns:
+        return []
+    base_level = members["level"].min()
+    convs = members.filter((pl.col("level") == base_level) & pl.col("cluster_id").is_in(list(base_ids)))["conversation_id"]
+    above = members.filter((pl.col("level") > base_level) & pl.col("conversation_id").is_in(convs.implode()))
+    return sorted({int(c) for c in above["cluster_id"].to_list()} - {NOISE})
 
 
 def select_partitions(members: pl.DataFrame, config: SelectionConfig, salt: str) -> Selection:
-    """Private partition selection on unique accounts, level by level (OpenDP's Laplace threshold).
+    """Private partition selection on unique accounts at the base level (OpenDP's Laplace threshold).
+
+    Only base clusters go through the mechanism, with the whole budget. A
+    parent is released iff at least one of its base descendants is: a function
+    of the mechanism's output and of the tree (which, like the clusters
+    themselves, is taken as given), so it costs no budget. Splitting the budget
+    over three levels instead would need about three times the noise and a
+    threshold near 44 accounts at epsilon 1, delta 1e-6, against about 15 here.
 
     Args:
-        members: ``account``, ``cluster_id`` and ``level`` per conversation
-            (``clustering.hierarchy.membership``); noise rows are ignored.
-        config: Budget and the per-level contribution bound.
+        members: ``conversation_id``, ``account``, ``cluster_id`` and ``level``
+            per conversation and node (``clustering.hierarchy.membership``);
+            noise rows are ignored. Without ``level`` every row is a base row.
+        config: Budget, contribution bound and threshold floor.
         salt: Keys the bounding choice (e.g. the day).
 
     Returns:
         The kept clusters and the budget spent. A cluster with no members is never kept.
     """
+    if "level" not in members.columns:
+        members = members.with_columns(pl.lit(0, pl.Int64).alias("level"))
     members = members.filter(pl.col("cluster_id") != NOISE)
-    levels = sorted(members["level"].unique().to_list())
-    if not levels:
-        return Selection([], {}, 0.0, 0.0)
-    bounded = bound_partitions(members, config.max_partitions, salt)
-    eps_level, delta_level = config.epsilon / len(levels), config.delta / len(levels)
-    scale, threshold = selection_parameters(eps_level, delta_level, config.max_partitions)
+    if members.is_empty():
+        return Selection([], {}, 0.0, 0.0, [])
+    base_level = int(members["level"].min())
+    base = members.filter(pl.col("level") == base_level)
+    bounded = bound_partitions(base, config.max_partitions, salt)
+    scale, threshold = selection_parameters(config.epsilon, config.delta, config.max_partitions, config.min_threshold)
     measurement = _threshold_measurement(scale, threshold)
     eps_spent, delta_spent = measurement.map((config.max_partitions, config.max_partitions, 1))
-    kept: list[int] = []
-    for level in levels:
-        counts = bounded.filter(pl.col("level") == level).group_by("cluster_id").agg(pl.len().alias("accounts"))
-        released = measurement({int(c): int(n) for c, n in counts.iter_rows()})
-        kept.extend(int(c) for c in released)
+    counts = bounded.group_by("cluster_id").agg(pl.len().alias("accounts"))
+    base_kept = sorted(int(c) for c in measurement({int(c): int(n) for c, n in counts.iter_rows()}))
+    kept = sorted(set(base_kept) | set(ancestors(members, base_kept)))
     return Selection(
-        kept=sorted(kept),
-        thresholds=dict.fromkeys((int(v) for v in levels), threshold),
-        epsilon=float(eps_spent) * len(levels),
-        delta=float(delta_spent) * len(levels),
+        kept=kept,
+        thresholds={base_level: threshold},
+        epsilon=float(eps_spent),
+        delta=float(delta_spent),
+        base_kept=base_kept,
     )
 
 

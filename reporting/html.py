@@ -74,6 +74,11 @@ METRIC_LABELS = {
     "clusters_flagged": "Clusters flagged",
     "flagged_clusters_withheld": "Flagged but withheld",
     "dp_epsilon": "DP \u03b5 spent",
+    "dp_delta": "DP \u03b4 spent",
+    "dp_selection_epsilon": "DP \u03b5, partition selection",
+    "dp_counts_epsilon": "DP \u03b5, published counts",
+    "dp_selection_threshold": "DP selection threshold (accounts)",
+    "dp_demo_budget": "DP demo budget (1 = yes)",
 }
 LAYER_LABELS = {
     "threshold": "k-anonymity thresholds",
@@ -503,7 +508,11 @@ def _kpis(metrics: Mapping[str, float]) -> list[tuple[str, str, str]]:
         (
             k,
             METRIC_LABELS.get(k, k.replace("_", " ").capitalize()),
-            f"{metrics[k]:.2f}" if k == "dp_epsilon" else _fmt(metrics[k]),
+            f"{metrics[k]:.1e}"
+            if k == "dp_delta"
+            else f"{metrics[k]:.2f}"
+            if k in ("dp_epsilon", "dp_selection_epsilon", "dp_counts_epsilon")
+            else _fmt(metrics[k]),
         )
         for k in keys
     ]

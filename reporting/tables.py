@@ -103,16 +103,21 @@ Report folder `out/reports/<day>/` (aggregates only; no account ids, no conversa
   `description` str, `name_source` str (`llm` or the fallback used), `conversations` i64,
   `unique_accounts` i64, `mean_concern` f64 (1-5), `share_concerning` f64 (share at concern 4+),
   `top_task` str, `x`, `y` f64 (mean 2-D layout position of the members). Counts, concern and
-  categories are DP-noised when DP is on (the day's epsilon is the `dp_epsilon` metric).
-  and on base rows only: `track_id` str (links a cluster across days), `is_new` bool,
-  `growth_ratio` f64, `flagged` bool, `reasons` list[str] (empty when not flagged).
+  categories are DP-noised when DP is on (the day's total epsilon and delta are the `dp_epsilon`
+  and `dp_delta` metrics); parents' counts are then sums of their released children's.
+  On base rows only: `track_id` str (links a cluster across days), `is_new` bool,
+  `growth_ratio` f64, `flagged` bool, `reasons` list[str] (empty when not flagged). With DP on,
+  `growth_ratio` and the figures in `reasons` come from published DP counts; the flag itself is
+  decided on exact private data.
 - `cluster_categories.parquet`: `day`, `cluster_id`, `level`, `category` (taxonomy code),
   `conversations` i64; non-zero counts only. A conversation can carry several categories.
   Sum base rows (`level == 0`) for day totals; parents repeat their children's counts.
 - `run_summary.parquet`: `day`, `metric` str, `value` f64. Metrics: `records_read`,
   `records_dead_lettered`, `facets_extracted`, `facets_dead_lettered`, `noise_conversations`,
   `clusters_released`, `clusters_withheld`, `clusters_flagged`, `flagged_clusters_withheld`,
-  `conversations_in_released_clusters`, and `dp_epsilon` when DP is on.
+  `conversations_in_released_clusters`, and when DP is on `dp_epsilon`, `dp_delta` (the day's
+  totals), `dp_selection_epsilon`, `dp_counts_epsilon`, `dp_selection_threshold` (noisy accounts)
+  and `dp_demo_budget` (1 when the budget is a demo setting, not a meaningful guarantee).
 - `dead_letters.parquet`: `day`, `stage` str, `reason` str (the reason's kind, no record text), `records` i64.
 - `redacted_entities.parquet`: `day`, `entity_type` str, `count` i64 (PII entities redacted that day).
 - `withheld_by_layer.parquet`: `day`, `layer` str (`threshold`, `pii_rescan`, `privacy_auditor`,
@@ -134,20 +139,101 @@ def _empty(schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
     return pl.DataFrame(schema=dict(schema))
 
 
-def report_clusters(released: pl.DataFrame, flags: pl.DataFrame | None = None) -> pl.DataFrame:
+def _published_reason(code: str, row: Mapping[str, Any]) -> str:
+    """One flag reason restated from the published (DP) figures of its cluster."""
+    conversations = max(row.get("conversations") or 0, 1)
+    if code == "mean_concern":
+        return f"mean concern {row['mean_concern']:.1f}"
+    if code == "share_concerning":
+        return f"{row['share_concerning']:.0%} of conversations rated concerning"
+    if code.startswith("high_severity:"):
+        cat = code.split(":", 1)[1]
+        share = (row.get(f"cat_{cat}") or 0) / conversations
+        return f"{share:.0%} in high-severity category {cat}"
+    if code == "growth":
+        growth = row.get("growth_ratio")
+        return f"share of traffic grew {growth:.1f}x vs trailing window" if growth else "share of traffic grew vs trailing window"
+    return {
+        "new": "new: no similar cluster in the trailing window",
+        "coordination": "coordination: many accounts sent few distinct requests",
+        "burst": "burst: a significant burst of conversations in time",
+        "new_accounts": "most of its accounts are new to the trailing window",
+    }.get(code, "flagged")
+
+
+def published_growth(
+    released: pl.DataFrame, history: ReportTables | None, day_total: float | None
+) -> dict[str, float | None]:
+    """Growth of each track's share of traffic from published numbers only (post-processing of DP counts).
+
+    The same ratio as ``clustering.tracking.flag_clusters`` (today's share over
+    the trailing window's, add-half smoothed), but from today's published base
+    counts and earlier days' published reports (``facets_extracted`` as the
+    traffic). ``None`` where there is no earlier published day.
+    """
+    tracks = released.filter(pl.col("track_id").is_not_null()) if "track_id" in released.columns else released.head(0)
+    if history is None or not history.days or not day_total or tracks.is_empty():
+        return {}
+    past_total = float(history.summary.filter(pl.col("metric") == "facets_extracted")["value"].sum())
+    if past_total <= 0:
+        return {}
+    past = dict(
+        history.clusters.filter(pl.col("level").fill_null(0) == 0)
+        .group_by("track_id")
+        .agg(pl.col("conversations").sum())
+        .iter_rows()
+    )
+    return {
+        t: (c / day_total) / ((past.get(t, 0) + 0.5) / (past_total + 1.0))
+        for t, c in zip(tracks["track_id"].to_list(), tracks["conversations"].to_list(), strict=True)
+    }
+
+
+def report_clusters(
+    released: pl.DataFrame,
+    flags: pl.DataFrame | None = None,
+    *,
+    dp: bool = False,
+    history: ReportTables | None = None,
+    day_total: float | None = None,
+) -> pl.DataFrame:
     """The released clusters as published (no ids of people, no member text), flagged first.
+
+    With ``dp``, nothing published comes from exact counts: the flag reasons
+    are restated from their codes with the cluster's DP figures (the exact
+    figures of coordination and burst tests are left out), and ``growth_ratio``
+    is recomputed from published counts (``published_growth``), or null. The
+    flag itself is still decided on exact private data (see
+    ``clustering.tracking``).
 
     Args:
         released: Released clusters at every level (missing optional columns such
             as ``parent_id`` or ``name_source`` become null).
         flags: ``cluster_id`` plus the flag columns for base clusters; when
             ``None`` the flag columns already in ``released`` are kept.
+        dp: Whether the counts in ``released`` are DP-noised.
+        history: Earlier days' published tables, for the DP growth ratio.
+        day_total: Today's conversations with facets (``facets_extracted``).
     """
     table = released
     if flags is not None:
-        table = table.drop([c for c in FLAG_COLUMNS if c in table.columns])
+        table = table.drop([c for c in [*FLAG_COLUMNS, "reason_codes"] if c in table.columns])
         if not flags.is_empty():
-            table = table.join(flags.select("cluster_id", *FLAG_COLUMNS), on="cluster_id", how="left")
+            extra = ["reason_codes"] if "reason_codes" in flags.columns else []
+            table = table.join(flags.select("cluster_id", *FLAG_COLUMNS, *extra), on="cluster_id", how="left")
+    if dp and "flagged" in table.columns:
+        growth = published_growth(table, history, day_total)
+        table = table.with_columns(
+            pl.col("track_id").replace_strict(growth, default=None, return_dtype=pl.Float64).alias("growth_ratio")
+        )
+        codes = table["reason_codes"].to_list() if "reason_codes" in table.columns else [None] * len(table)
+        reasons = [
+            ([_published_reason(c, row) for c in (code_list or [])] or ["high concern and new, growing or coordinated"])
+            if row.get("flagged")
+            else []
+            for row, code_list in zip(table.iter_rows(named=True), codes, strict=True)
+        ]
+        table = table.with_columns(pl.Series("reasons", reasons, dtype=pl.List(pl.Utf8)))
     table = _conform(table, CLUSTERS_SCHEMA).select(list(CLUSTERS_SCHEMA))
     table = table.with_columns(
         pl.col("level").fill_null(0),
@@ -303,8 +389,13 @@ def build_report_tables(
     dead_reasons: pl.DataFrame,
     entities: pl.DataFrame,
     withheld: pl.DataFrame,
+    history: ReportTables | None = None,
 ) -> ReportTables:
     """All of one day's published tables from the released aggregates.
+
+    When ``summary`` has ``dp_epsilon`` (DP on), ``released`` must carry the DP
+    counts; flag reasons and growth are then restated from published numbers
+    (``report_clusters``).
 
     Args:
         day: The partition.
@@ -315,8 +406,10 @@ def build_report_tables(
         dead_reasons: ``stage``, ``reason``, ``records`` (already grouped; no record text).
         entities: ``entity_type``, ``count``.
         withheld: One row per withheld cluster with ``layer`` and optionally ``level``.
+        history: Earlier days' published tables (for the DP growth ratio).
     """
-    clusters = report_clusters(released, flags)
+    dp = summary.get("dp_epsilon") is not None
+    clusters = report_clusters(released, flags, dp=dp, history=history, day_total=summary.get("facets_extracted"))
     return ReportTables(
         days=(day,),
         clusters=clusters,

@@ -128,7 +128,7 @@ class ScriptedAuditorResource(LLMResource):
 
 def gate_resources(tmp_path):
     resources = local_resources(input_dir=str(tmp_path / "in"), out_dir=str(tmp_path / "out"), state_dir=str(tmp_path / "state"))
-    resources["privacy"] = stages.PrivacyResource(min_accounts=3, min_conversations=3)
+    resources["privacy"] = stages.PrivacyResource(min_accounts=3, min_conversations=3, dp_epsilon=None)  # exact thresholds
     resources["llm"] = ScriptedAuditorResource()
     return resources
 
@@ -175,7 +175,8 @@ def test_dp_partition_selection_replaces_the_account_threshold(tmp_path):
     assert pl.read_parquet(tmp_path / "state" / DAY / stages.RELEASED).is_empty()
     assert set(trail["layer"]) == {"dp_partition_selection"}
     gate = json.loads((tmp_path / "state" / DAY / stages.GATE).read_text())
-    assert gate["selection_epsilon"] > 0 and 0 < gate["selection_delta"] <= 1e-9 * 3
+    assert gate["selection_epsilon"] > 0 and 0 < gate["selection_delta"] <= 1e-9
+    assert gate["epsilon"] == gate["selection_epsilon"] + gate["counts_epsilon"] and gate["delta"] == gate["selection_delta"]
 
 
 def test_gate_withholds_small_cluster_from_report(tmp_path):
@@ -256,7 +257,11 @@ def small_day(tmp_path_factory):
     defs = build_definitions(
         "local",
         paths={"input_dir": str(root / "in"), "out_dir": str(root / "out"), "state_dir": str(root / "state")},
-        overrides={"privacy": stages.PrivacyResource(min_accounts=2, min_conversations=2)},
+        overrides={
+            "privacy": stages.PrivacyResource(
+                min_accounts=2, min_conversations=2, dp_selection_epsilon=6.0, dp_demo_budget=True
+            )
+        },
     )
     job = defs.resolve_job_def("daily_pipeline")
     result = job.execute_in_process(partition_key=DAY, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
@@ -304,6 +309,7 @@ def test_partition_produces_report(small_day):
     assert ingest.materialization.metadata["records_dead_lettered"].value == len(malformed)
     clusters = pl.read_parquet(report_dir / "clusters.parquet")
     released = pl.read_parquet(root / "state" / DAY / stages.RELEASED)  # exact counts, private
+    assert len(clusters) > 0, "DP selection at the demo budget releases the day's larger clusters"
     assert sorted(clusters["cluster_id"]) == sorted(released["cluster_id"])
     assert (released["unique_accounts"] >= 2).all()
     hierarchy = pl.read_parquet(root / "state" / DAY / stages.CLUSTERS)
@@ -352,3 +358,34 @@ def test_outputs_hold_no_raw_ids_or_injected_pii(small_day):
     assert leaks == []
     redacted = pl.read_parquet(root / "state" / DAY / stages.REDACTED)
     assert not set(redacted["account"]) & raw_accounts
+
+
+def test_dp_gate_and_report_state_the_whole_budget(tmp_path):
+    """DP on: selection releases the large clusters, the report publishes DP counts and states epsilon and delta."""
+    synthetic_state(tmp_path / "state", accounts_per_cluster=[5, 5, 1])
+    resources = gate_resources(tmp_path)
+    resources["privacy"] = stages.PrivacyResource(
+        min_accounts=3, min_conversations=3, dp_epsilon=50.0, dp_selection_epsilon=6.0, dp_demo_budget=True,
+        dp_max_clusters_per_account=1, dp_max_conversations_per_account=1,  # small noise: no count is clipped at 0
+    )
+    result = dg.materialize(
+        [stages.released_clusters, stages.k_anonymity_thresholds, stages.cluster_tracks, stages.cluster_report],
+        partition_key=DAY,
+        resources=resources,
+    )
+    assert result.success
+    gate = json.loads((tmp_path / "state" / DAY / stages.GATE).read_text())
+    report_dir = tmp_path / "out" / "reports" / DAY
+    summary = pl.read_parquet(report_dir / "run_summary.parquet")
+    metrics = dict(zip(summary["metric"], summary["value"], strict=True))
+    assert gate["epsilon"] == pytest.approx(gate["selection_epsilon"] + 50.0) == pytest.approx(metrics["dp_epsilon"])
+    assert metrics["dp_delta"] == pytest.approx(gate["delta"]) and 0 < gate["delta"] <= 1e-6
+    assert metrics["dp_demo_budget"] == 1 and metrics["dp_selection_threshold"] == 3
+    clusters = pl.read_parquet(report_dir / "clusters.parquet")
+    base = set(clusters.filter(pl.col("level") == 0)["cluster_id"])
+    assert base == {0, 1}  # the one-account cluster is not selected
+    assert set(clusters.filter(pl.col("level") == 1)["cluster_id"]) == {3, 4} and 6 in set(clusters["cluster_id"])
+    top = clusters.filter(pl.col("cluster_id") == 6)["conversations"].item()
+    assert top == clusters.filter(pl.col("level") == 0)["conversations"].sum()  # parents sum their released children
+    html = (report_dir / "report.html").read_text()
+    assert "Demo budget" in html and "partition selection" in html

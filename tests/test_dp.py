@@ -69,12 +69,15 @@ def level_rows(sizes, level=0, offset=0):
 def test_tiny_cluster_is_not_selected_and_a_large_one_is():
     # The threshold is set so a 1-account cluster passes with probability below delta (1e-9 here).
     config = SelectionConfig(epsilon=1.0, delta=1e-9, max_partitions=1)
-    members = pl.concat([level_rows([1, 2, 5000]), level_rows([5002], level=1, offset=100)])
+    base = level_rows([1, 2, 5000])
+    # One parent (100) over the three base clusters: the same conversations one level up.
+    members = pl.concat([base, base.with_columns(pl.lit(100, pl.Int64).alias("cluster_id"), pl.lit(1, pl.Int64).alias("level"))])
     for _ in range(5):
         selection = select_partitions(members, config, salt="d")
-        assert selection.kept == [2, 100]
+        assert selection.kept == [2, 100] and selection.base_kept == [2]
+    # The whole budget goes to the one base-level mechanism: no split over levels.
     assert selection.epsilon == pytest.approx(1.0) and selection.delta <= 1e-9
-    assert set(selection.thresholds) == {0, 1}
+    assert set(selection.thresholds) == {0}
     assert selection_withheld([0, 1, 2, 100], selection)["cluster_id"].to_list() == [0, 1]
 
 

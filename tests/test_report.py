@@ -124,7 +124,8 @@ def synthetic_released(
     return pl.concat([base, mids, tops], how="vertical_relaxed")
 
 
-def synthetic_flags(n_base: int, flagged: dict[int, list[str]]) -> pl.DataFrame:
+def synthetic_flags(n_base: int, flagged: dict[int, list[str]], codes: dict[int, list[str]] | None = None) -> pl.DataFrame:
+    codes = codes or {}
     return pl.DataFrame(
         {
             "cluster_id": list(range(n_base)),
@@ -133,6 +134,7 @@ def synthetic_flags(n_base: int, flagged: dict[int, list[str]]) -> pl.DataFrame:
             "growth_ratio": [3.0 if i in flagged else 1.0 for i in range(n_base)],
             "flagged": [i in flagged for i in range(n_base)],
             "reasons": [flagged.get(i, []) for i in range(n_base)],
+            "reason_codes": [codes.get(i, []) for i in range(n_base)],
         },
         schema={
             "cluster_id": pl.Int64,
@@ -141,6 +143,7 @@ def synthetic_flags(n_base: int, flagged: dict[int, list[str]]) -> pl.DataFrame:
             "growth_ratio": pl.Float64,
             "flagged": pl.Boolean,
             "reasons": pl.List(pl.Utf8),
+            "reason_codes": pl.List(pl.Utf8),
         },
     )
 
@@ -155,6 +158,7 @@ def synthetic_day(
     seed: int = 0,
     titles: dict[int, str] | None = None,
     epsilon: float | None = None,
+    codes: dict[int, list[str]] | None = None,
 ) -> ReportTables:
     """One day's published tables from a synthetic released hierarchy."""
     flagged = {3: ["new cluster", "concern 4.6 at or above 4"]} if flagged is None else flagged
@@ -192,7 +196,7 @@ def synthetic_day(
         }
     )
     return build_report_tables(
-        day, released, synthetic_flags(n_base, flagged), CODES, summary, dead, entities, withheld
+        day, released, synthetic_flags(n_base, flagged, codes), CODES, summary, dead, entities, withheld
     )
 
 
@@ -369,7 +373,10 @@ def test_flat_day_renders_base_clusters_at_the_root():
 
 def test_day_page_structure():
     tables = synthetic_day(
-        n_base=12, flagged={3: ["new cluster", "concern 4.6"], 8: ["grew x3.0"]}, epsilon=1.25
+        n_base=12,
+        flagged={3: ["new cluster", "concern 4.6"], 8: ["grew x3.0"]},
+        codes={3: ["new", "mean_concern"], 8: ["growth"]},
+        epsilon=1.25,
     )
     html = render(tables)
     page = outline(html)
@@ -387,7 +394,9 @@ def test_day_page_structure():
     )
     flagged_block = html[html.index('id="flags"') : html.index('id="hierarchy"')]
     assert flagged_block.count('class="card flagged-item"') == 2
-    assert "grew x3.0" in flagged_block and "concern 4.6" in flagged_block
+    # DP on: reasons are restated from the published figures, not the exact ones.
+    assert "new: no similar cluster" in flagged_block and "mean concern" in flagged_block
+    assert "share of traffic grew" in flagged_block and "grew x3.0" not in flagged_block
     # Map: one circle per released base cluster, with a hover title.
     map_block = html[html.index('id="map"') : html.index('id="trends"')]
     assert map_block.count("data-reveal=") == 12 and map_block.count("<title>Base topic") == 12
