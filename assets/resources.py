@@ -223,7 +223,10 @@ def _build(cls: type[T], resource: dg.ConfigurableResource) -> T:
 class ClusteringConfigResource(dg.ConfigurableResource):
     """Base-cluster parameters (``clustering.cluster.ClusterParams``); sizes scale with the day's volume."""
 
-    embed_field: str = "summary_request"
+    embed_field: str = Field(
+        default="summary_first_user",
+        description="Text embedded for clustering (clustering.embed.EMBED_FIELDS); summary_first_user needs the redacted first user turn",
+    )
     namer: str = Field(default="llm", description="How base clusters are named: llm (contrastive, Clio-style) or keywords (c-TF-IDF)")
     n_components: int = ClusterParams.n_components
     n_neighbors: int = ClusterParams.n_neighbors

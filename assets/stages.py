@@ -30,6 +30,7 @@ from assets.resources import (
 )
 from clustering.aggregate import assignments_frame, cluster_table, node_table, with_coordinates
 from clustering.cluster import cluster_embeddings
+from clustering.embed import embed_text, with_first_user
 from clustering.hierarchy import HierarchyBuilder, membership
 from clustering.tracking import centroids, coordination_signals, track_day
 from pipelines import ingest_redact, summarize
@@ -206,13 +207,6 @@ def conversation_facets(
     )
 
 
-def facet_text(facets: pl.DataFrame, field: str) -> list[str]:
-    """The text embedded for clustering: one facet, or summary and request together."""
-    if field == "summary_request":
-        return [f"{s} {r}" for s, r in zip(facets["summary"], facets["request"], strict=True)]
-    return facets[field].to_list()
-
-
 @dg.asset(partitions_def=daily, group_name="lookout", retry_policy=RETRY, deps=[conversation_facets], kinds={"umap", "hdbscan"})
 def base_clusters(
     context: dg.AssetExecutionContext,
@@ -227,7 +221,10 @@ def base_clusters(
     state = paths.state_for(day)
     facets = pl.read_parquet(state / FACETS)
     started = time.perf_counter()
-    vectors = embedder.get().encode(facet_text(facets, clustering.embed_field)) if len(facets) else np.zeros((0, 384))
+    source = facets  # the first user turn is joined for the embedding only; no table written below carries it
+    if clustering.embed_field in ("summary_first_user", "first_user"):
+        source = with_first_user(facets, pl.read_parquet(state / REDACTED, columns=["conversation_id", "messages"]))
+    vectors = embedder.get().encode(embed_text(source, clustering.embed_field)) if len(facets) else np.zeros((0, 384))
     result = cluster_embeddings(vectors, clustering.params())
     names = clustering.build_namer(llm.get()).name(
         facets["summary"].to_list(), facets["topic"].to_list(), result.labels, vectors

@@ -131,16 +131,15 @@ def baseline_llama(days: list[str], work: str) -> dict:
 def stage_cluster(days: list[str], work: str) -> dict:
     import polars as pl
 
-    from assets.stages import facet_text
     from clustering.cluster import ClusterParams, cluster_embeddings
-    from clustering.embed import SentenceTransformerEmbedder
+    from clustering.embed import SentenceTransformerEmbedder, embed_text
 
     started = time.perf_counter()
     embedder = SentenceTransformerEmbedder()
     records = 0
     for day in days:
         facets = pl.read_parquet(f"{work}/{day}/facets.parquet")
-        vectors = embedder.encode(facet_text(facets, "summary_request"))
+        vectors = embedder.encode(embed_text(facets, "summary_request"))
         result = cluster_embeddings(vectors, ClusterParams())
         pl.DataFrame({"cluster_id": result.labels}).write_parquet(f"{work}/{day}/labels.parquet")
         records += len(facets)

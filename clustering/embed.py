@@ -7,6 +7,7 @@ import os
 from collections.abc import Sequence
 
 import numpy as np
+import polars as pl
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 
@@ -54,3 +55,42 @@ class SentenceTransformerEmbedder(Embedder):
             convert_to_numpy=True,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+
+EMBED_FIELDS = ("summary", "request", "summary_request", "summary_first_user", "first_user")
+FIRST_USER_CHARS = 1000
+
+
+def embed_text(facets: pl.DataFrame, field: str) -> list[str]:
+    """The text embedded for base clustering, one per row of ``facets``.
+
+    ``summary`` and ``request`` are facets; ``summary_request`` joins the two;
+    ``summary_first_user`` is the summary followed by the redacted first user turn
+    (column ``first_user``, cut to ``FIRST_USER_CHARS``), and ``first_user`` that
+    turn alone. The first turn carries the request's own wording and style, which a
+    small model's one-sentence summary loses (see ``benchmarks/clustering.py``).
+    Only the redacted text is ever embedded; names still come from summaries.
+    """
+    if field not in EMBED_FIELDS:
+        raise ValueError(f"unknown embed field {field!r}; choose one of {EMBED_FIELDS}")
+    if field in ("summary", "request"):
+        return facets[field].to_list()
+    if field == "summary_request":
+        return [f"{s} {r}" for s, r in zip(facets["summary"], facets["request"], strict=True)]
+    if "first_user" not in facets.columns:
+        raise ValueError(f"embed field {field!r} needs the redacted first user turn (column 'first_user')")
+    turns = [(t or "")[:FIRST_USER_CHARS] for t in facets["first_user"]]
+    if field == "first_user":
+        return turns
+    return [f"{s} {t}".strip() for s, t in zip(facets["summary"], turns, strict=True)]
+
+
+def with_first_user(facets: pl.DataFrame, conversations: pl.DataFrame) -> pl.DataFrame:
+    """``facets`` plus ``first_user``: each conversation's first user turn, by ``conversation_id``.
+
+    ``conversations`` must be the redacted conversations (``messages`` as a list of
+    ``{role, content}``); a conversation without a user turn gets null.
+    """
+    users = pl.element().filter(pl.element().struct.field("role") == "user").struct.field("content")
+    first = conversations.select("conversation_id", pl.col("messages").list.eval(users).list.first().alias("first_user"))
+    return facets.join(first, on="conversation_id", how="left", maintain_order="left")

@@ -10,7 +10,11 @@ From the base clusters' names, each level up is made by:
    ``assign_candidates`` most similar proposals (constrained to their titles),
    with the most similar one where the LLM fails, and
 5. renaming each parent from the children it actually received, with its
-   nearest sibling parents as contrast.
+   nearest sibling parents as contrast. A title that copies one of the
+   children's titles is rejected and retried; a parent whose every attempt
+   failed or copied gets its distinctive words among its siblings (c-TF-IDF)
+   as a contrastive keyword name (a parent with a single child may keep the
+   child's name: it is the same group).
 
 This repeats until the top level has ``top_min``..``top_max`` nodes (fewer when
 the day has few base clusters). That is the ``clio`` strategy. The default,
@@ -27,18 +31,19 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from clustering.embed import Embedder
 from clustering.naming import ClusterName
-from summarize.llm import LLM, JsonRequest, M, generate_validated
+from summarize.llm import LLM, JsonRequest, LLMError, M, generate_validated
 
-HIERARCHY_PROMPT_VERSION = "hierarchy-v1"
+HIERARCHY_PROMPT_VERSION = "hierarchy-v2"
 STRATEGIES = ("clio", "embedding")
 
 
@@ -132,8 +137,8 @@ RENAME_SYSTEM = """\
 You name a category in an aggregate usage report. You see the titles of the groups \
 it contains and, for contrast, titles from neighbouring categories. Write a title \
 that is broader than every contained title yet specific enough to tell it apart \
-from its neighbours, and a one-sentence description. No names, places or other \
-specific details. Answer with a JSON object with "title" (2 to 8 words) and "description"."""
+from its neighbours, and a one-sentence description. Never reuse a contained \
+title. No names, places or other specific details. Answer with a JSON object with "title" (2 to 8 words) and "description"."""
 
 RENAME_EXAMPLE_USER = """\
 Titles in this category:
@@ -191,6 +196,55 @@ def _neighbourhoods(vectors: np.ndarray, size: int, seed: int) -> np.ndarray:
 
 def _name_text(titles: Sequence[str], descriptions: Sequence[str]) -> list[str]:
     return [f"{t}: {d}" for t, d in zip(titles, descriptions, strict=True)]
+
+
+def _title_key(title: str) -> str:
+    """A title compared loosely: lower case, letters and digits only."""
+    return " ".join(re.findall(r"[a-z0-9]+", title.lower()))
+
+
+def _generate_accepted(
+    llm: LLM, requests: list[JsonRequest], model: type[M], max_attempts: int, accept: Callable[[int, M], bool]
+) -> list[M | None]:
+    """``generate_validated``, where an answer must also pass ``accept(index, answer)``.
+
+    A valid answer that is not accepted is retried like an invalid one (at
+    temperature 0.7 with a new seed); None where no attempt was accepted.
+    """
+    out: list[M | None] = [None] * len(requests)
+    pending = list(range(len(requests)))
+    for attempt in range(max_attempts):
+        if not pending:
+            break
+        batch = [replace(requests[k], temperature=requests[k].temperature if attempt == 0 else 0.7, attempt=attempt) for k in pending]
+        retry = []
+        for k, answer in zip(pending, llm.generate_json_many(batch), strict=True):
+            try:
+                if isinstance(answer, LLMError):
+                    raise answer
+                parsed = model.model_validate(json.loads(answer))
+            except (LLMError, ValidationError, json.JSONDecodeError):
+                retry.append(k)
+                continue
+            if accept(k, parsed):
+                out[k] = parsed
+            else:
+                retry.append(k)
+        pending = retry
+    return out
+
+
+def _keyword_parent_names(titles: list[str], parent: np.ndarray, ids: list[int]) -> list[tuple[str, str]]:
+    """Contrastive fallback names: each parent's most distinctive words among its siblings (c-TF-IDF)."""
+    from clustering.naming import KeywordNamer
+
+    names = KeywordNamer(top_words=4).name(titles, [""] * len(titles), parent, np.zeros((len(titles), 1)))
+    by_id = {n.cluster_id: n.title for n in names}
+    out = []
+    for p in ids:
+        inside = [titles[i] for i in np.flatnonzero(parent == p)]
+        out.append((by_id[p], f"Groups such as: {'; '.join(inside[:3])}."[:300]))
+    return out
 
 
 class HierarchyBuilder:
@@ -285,16 +339,25 @@ class HierarchyBuilder:
                     parent[i] = picked[0]
         return parent
 
-    def _rename(self, titles: list[str], parent: np.ndarray, vectors: np.ndarray) -> list[tuple[str, str, str]]:
-        """(title, description, source) per parent, from its children's titles."""
+    def _rename(
+        self, titles: list[str], descriptions: list[str], sources: list[str], parent: np.ndarray, vectors: np.ndarray
+    ) -> list[tuple[str, str, str]]:
+        """(title, description, source) per parent, from its children's titles.
+
+        A parent's title must differ from each of its children's titles (a small
+        model often copies one): such answers are retried, and where every attempt
+        copies or fails the parent gets a contrastive keyword name. A parent with a
+        single child is the same group: it may keep the child's title, and keeps
+        the child's name where the LLM fails.
+        """
         ids = sorted(set(parent.tolist()))
         centres = _unit(np.stack([vectors[parent == p].mean(axis=0) for p in ids]))
-        requests = []
+        requests, taken = [], []
         for k, p in enumerate(ids):
-            inside = [titles[i] for i in np.flatnonzero(parent == p)][:12]
+            inside = [titles[i] for i in np.flatnonzero(parent == p)]
             nearest = [ids[j] for j in np.argsort(-(centres @ centres[k])) if ids[j] != p][:2]
             outside = [titles[i] for i in np.flatnonzero(np.isin(parent, nearest))][:4]
-            user = "Titles in this category:\n" + "\n".join(f"- {t}" for t in inside)
+            user = "Titles in this category:\n" + "\n".join(f"- {t}" for t in inside[:12])
             if outside:
                 user += "\n\nTitles in neighbouring categories (not this one):\n" + "\n".join(f"- {t}" for t in outside)
             user += "\n\nWrite the title and description."
@@ -305,15 +368,20 @@ class HierarchyBuilder:
                 {"role": "user", "content": user},
             ]
             requests.append(JsonRequest(messages, NAME_SCHEMA, 120))
+            taken.append({_title_key(t) for t in inside} if len(inside) > 1 else set())
+        answers = _generate_accepted(
+            self.llm, requests, ClusterName, self.params.max_attempts, lambda j, name: _title_key(name.title) not in taken[j]
+        )
+        fallback = _keyword_parent_names(titles, parent, ids)
         names = []
-        for k, (p, answer) in enumerate(zip(ids, self._ask(requests, ClusterName), strict=True)):
+        for k, (p, answer) in enumerate(zip(ids, answers, strict=True)):
+            children = np.flatnonzero(parent == p)
             if isinstance(answer, ClusterName):
                 names.append((answer.title, answer.description, "llm"))
+            elif len(children) == 1:
+                names.append((titles[children[0]], descriptions[children[0]], sources[children[0]]))
             else:
-                # The child title nearest the parent's centre stands in.
-                idx = np.flatnonzero(parent == p)
-                best = int(idx[np.argmax(vectors[idx] @ centres[k])])
-                names.append((titles[best], f"Groups such as: {', '.join(titles[i] for i in idx[:3])}.", "fallback"))
+                names.append((*fallback[k], "keywords"))
         return names
 
     def build(self, base: pl.DataFrame, base_vectors: np.ndarray | None = None) -> pl.DataFrame:
@@ -355,7 +423,7 @@ class HierarchyBuilder:
                     grouping = self._group_clio(titles, descriptions, vectors, target)
                 if grouping is None:
                     grouping = _ward_groups(data_vectors if data_vectors is not None else vectors, target)
-                parent_names = self._rename(titles, grouping, vectors)
+                parent_names = self._rename(titles, descriptions, sources, grouping, vectors)
                 parents = [next_id + int(g) for g in grouping]
                 if data_vectors is not None:
                     data_vectors = _unit(np.stack([data_vectors[grouping == g].mean(axis=0) for g in range(len(parent_names))]))

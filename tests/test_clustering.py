@@ -164,3 +164,55 @@ def test_renumber_by_descending_size(labels, expected):
     from clustering.cluster import _renumber_by_size
 
     np.testing.assert_array_equal(_renumber_by_size(np.array(labels)), expected)
+
+
+FACETS = pl.DataFrame(
+    {
+        "summary": ["The user asked to fix a loop.", "The user wanted a poem."],
+        "request": ["fix a loop", "write a poem"],
+        "first_user": ["Why does my loop " + "x" * 2000, None],
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("field", "expected"),
+    [
+        ("summary", ["The user asked to fix a loop.", "The user wanted a poem."]),
+        ("request", ["fix a loop", "write a poem"]),
+        ("summary_request", ["The user asked to fix a loop. fix a loop", "The user wanted a poem. write a poem"]),
+        ("first_user", [("Why does my loop " + "x" * 2000)[:1000], ""]),
+        ("summary_first_user", ["The user asked to fix a loop. " + ("Why does my loop " + "x" * 2000)[:1000], "The user wanted a poem."]),
+    ],
+)
+def test_embed_text_fields(field, expected):
+    from clustering.embed import embed_text
+
+    assert embed_text(FACETS, field) == expected
+
+
+@pytest.mark.parametrize(("field", "frame"), [("topic", FACETS), ("summary_first_user", FACETS.drop("first_user"))])
+def test_embed_text_rejects_unknown_fields_and_missing_turns(field, frame):
+    from clustering.embed import embed_text
+
+    with pytest.raises(ValueError):
+        embed_text(frame, field)
+
+
+def test_with_first_user_takes_the_first_user_turn_by_conversation():
+    from clustering.embed import with_first_user
+
+    facets = pl.DataFrame({"conversation_id": ["b", "a", "c"], "summary": ["s1", "s2", "s3"]})
+    conversations = pl.DataFrame(
+        {
+            "conversation_id": ["a", "b", "c"],
+            "messages": [
+                [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi [NAME]"}, {"role": "user", "content": "again"}],
+                [{"role": "user", "content": "fix my loop"}],
+                [{"role": "assistant", "content": "hello"}],
+            ],
+        }
+    )
+    out = with_first_user(facets, conversations)
+    assert out["conversation_id"].to_list() == ["b", "a", "c"]
+    assert out["first_user"].to_list() == ["fix my loop", "hi [NAME]", None]

@@ -130,9 +130,19 @@ def test_hierarchy_groups_related_clusters(embedder, strategy):
         members = [b for b, t in truth.items() if t == topic]
         assert len({top_of[b] for b in members}) == 1, f"all {topic} clusters share one top node"
     assert len(set(top_of.values())) == 3
-    tops = nodes.filter(pl.col("level") == 2)
-    assert set(tops["title"]) == {p[0] for p in PARENTS.values()}
-    assert set(tops["name_source"]) == {"llm"}
+    mids = nodes.filter(pl.col("level") == 1)
+    assert set(mids["title"]) <= {p[0] for p in PARENTS.values()}
+    assert set(mids["name_source"]) == {"llm"}
+    # The double names every parent after its topic, so a top node with several
+    # children would copy their title: rejected, it gets a keyword name instead.
+    tops = nodes.filter(pl.col("level") == 2).join(
+        mids.group_by(pl.col("parent_id").alias("cluster_id")).agg(pl.col("title").alias("children")), on="cluster_id"
+    )
+    for title, source, children in tops.select("title", "name_source", "children").iter_rows():
+        if len(children) > 1:
+            assert title not in children and source == "keywords"
+        else:
+            assert source == "llm"
     if strategy == "clio":
         assert "propose" in llm.calls and "assign" in llm.calls
     else:
@@ -242,3 +252,43 @@ def test_keyword_namer_names_clusters_by_distinctive_words():
     assert [n.cluster_id for n in names] == [0, 1]
     assert "python" in names[0].title and "bread" in names[1].title
     assert all(n.source == "keywords" and "user" not in n.title for n in names)
+
+
+class CopyingLLM(LLM):
+    """Test double: names a parent after its first child for ``copies`` attempts, then properly."""
+
+    model_id = "test:copying"
+
+    def __init__(self, copies: int):
+        self.copies = copies
+        self.attempts: list[int] = []
+
+    def generate_json(self, request):
+        prompt = request.messages[-1]["content"]
+        self.attempts.append(request.attempt)
+        first_child = prompt.split("\n")[1].removeprefix("- ")
+        if request.attempt < self.copies:
+            # Same words, other case and punctuation: still a copy.
+            return json.dumps({"title": first_child.upper() + "!", "description": "Help with the things in this category."})
+        inside = prompt.split("Titles in neighbouring")[0]
+        topic = next(t for t, titles in TOPICS.items() if any(x in inside for x in titles))
+        title, description = PARENTS[topic]
+        return json.dumps({"title": title, "description": description})
+
+
+@pytest.mark.parametrize(("copies", "source"), [(0, "llm"), (1, "llm"), (2, "llm"), (3, "keywords")])
+def test_parent_title_never_copies_a_child_title(embedder, copies, source):
+    base, _ = base_frame()
+    llm = CopyingLLM(copies)
+    params = HierarchyParams(levels=2, top_min=3, top_max=3, branching=4.0, max_attempts=3)
+    nodes = HierarchyBuilder(llm, embedder, params).build(base)
+    tops = nodes.filter(pl.col("level") == 1)
+    assert tops.height == 3
+    assert set(tops["name_source"]) == {source}
+    child_titles = {t.lower() for t in base["title"]}
+    assert not {t.lower().rstrip("!") for t in tops["title"]} & child_titles
+    assert max(llm.attempts) == min(copies, 2), "copies are retried, at most max_attempts times"
+    if source == "keywords":
+        # The fallback is the parent's distinctive words, not any child's sentence.
+        for title in tops["title"]:
+            assert " / " in title or len(title.split()) <= 4
