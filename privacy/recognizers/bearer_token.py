@@ -1,4 +1,4 @@
-"""Bearer and basic credentials in HTTP ``Authorization`` headers."""
+"""Credentials in HTTP ``Authorization`` headers (bearer, basic, token schemes), any characters up to a quote or space."""
 
 from privacy.recognizers._patterns import pattern_recognizer
 
@@ -7,5 +7,5 @@ def build():
     """The recognizer."""
     return pattern_recognizer(
         "BEARER_TOKEN",
-        [("authorization_header", r"(?i)(?<=\b(?:bearer|basic|token)\s)[A-Za-z0-9_\-\.=:+/]{16,}", 0.85)],
+        [("authorization_header", r"(?i)(?<=\b(?:bearer|basic|token)\s)(?=[^\s\"'<>`]*\d)[^\s\"'<>`]{8,}", 0.85)],
     )
