@@ -37,7 +37,13 @@ from pipelines import ingest_redact, summarize
 from privacy.auditor import PrivacyAuditor, split_audited
 from privacy.dp import select_partitions, selection_withheld
 from privacy.gate import apply_thresholds, removal_trail, threshold_violations
-from privacy.release import DPAccounting, dp_level_counts, reattach_to_released, with_dp_counts
+from privacy.release import (
+    DPAccounting,
+    dp_level_counts,
+    parents_without_released_base,
+    reattach_to_released,
+    with_dp_counts,
+)
 from privacy.rescan import rescan_text_columns
 from reporting.html import render_report
 from reporting.tables import (
@@ -320,6 +326,9 @@ def released_clusters(
     audited = auditor.audit(released)
     released, layers["privacy_auditor"] = split_audited(audited)
     released = released.join(audited.select("cluster_id", "privacy_score"), on="cluster_id")
+    if selection is not None:  # DP counts of a parent are sums over its released base clusters
+        layers["no_released_children"] = parents_without_released_base(released, clusters)
+        released = released.filter(~pl.col("cluster_id").is_in(layers["no_released_children"]["cluster_id"].implode()))
     released = reattach_to_released(released, clusters.select("cluster_id", "parent_id"))
     trail = removal_trail(day, layers, clusters, members)
     accounting = privacy.accounting(selection)

@@ -41,6 +41,31 @@ def reattach_to_released(released: pl.DataFrame, nodes: pl.DataFrame) -> pl.Data
     return released.with_columns(pl.Series("parent_id", repaired, dtype=pl.Int64))
 
 
+def parents_without_released_base(released: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
+    """``cluster_id`` and ``reason`` of released parents with no released base cluster below them.
+
+    With DP on, a parent is released because a base cluster under it was selected,
+    and its published counts are sums over its released base clusters; when later
+    layers withhold all of those, the parent would be published empty.
+
+    Args:
+        released: Released nodes with ``cluster_id`` and ``level``.
+        nodes: All nodes of the day (``cluster_id``, ``parent_id``), released or not.
+    """
+    parent = dict(zip(nodes["cluster_id"].to_list(), nodes["parent_id"].to_list(), strict=True))
+    covered: set[int] = set()
+    for node in released.filter(pl.col("level") == 0)["cluster_id"].to_list():
+        up = parent.get(node)
+        while up is not None and up not in covered:
+            covered.add(up)
+            up = parent.get(up)
+    empty = released.filter((pl.col("level") > 0) & ~pl.col("cluster_id").is_in(list(covered)))
+    return pl.DataFrame(
+        {"cluster_id": empty["cluster_id"].to_list(), "reason": ["no released base cluster below it"] * len(empty)},
+        schema={"cluster_id": pl.Int64, "reason": pl.Utf8},
+    )
+
+
 def base_ancestry(members: pl.DataFrame) -> pl.DataFrame:
     """``base_id``, ``cluster_id`` (a node above it) and ``level`` for every base cluster and ancestor."""
     if "level" not in members.columns:

@@ -85,6 +85,7 @@ LAYER_LABELS = {
     "pii_rescan": "PII re-scan of names",
     "privacy_auditor": "LLM privacy auditor",
     "dp_partition_selection": "DP partition selection",
+    "no_released_children": "parent with no released cluster below",
 }
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import polars as pl
 
 # The privacy layers that can withhold a cluster, in the order they run.
-LAYERS = ("threshold", "pii_rescan", "privacy_auditor", "dp_partition_selection")
+LAYERS = ("threshold", "pii_rescan", "privacy_auditor", "dp_partition_selection", "no_released_children")
 
 # Columns of the released cluster table that may appear in a report.
 REPORT_CLUSTER_COLUMNS = [
@@ -121,7 +121,8 @@ Report folder `out/reports/<day>/` (aggregates only; no account ids, no conversa
 - `dead_letters.parquet`: `day`, `stage` str, `reason` str (the reason's kind, no record text), `records` i64.
 - `redacted_entities.parquet`: `day`, `entity_type` str, `count` i64 (PII entities redacted that day).
 - `withheld_by_layer.parquet`: `day`, `layer` str (`threshold`, `pii_rescan`, `privacy_auditor`,
-  `dp_partition_selection`), `level` i64, `clusters` i64 (zero rows included for every layer and level).
+  `dp_partition_selection`, `no_released_children`: a parent whose base clusters were all withheld
+  when DP is on), `level` i64, `clusters` i64 (zero rows included for every layer and level).
 """
 
 

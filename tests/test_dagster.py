@@ -385,6 +385,12 @@ def test_dp_gate_and_report_state_the_whole_budget(tmp_path):
     base = set(clusters.filter(pl.col("level") == 0)["cluster_id"])
     assert base == {0, 1}  # the one-account cluster is not selected
     assert set(clusters.filter(pl.col("level") == 1)["cluster_id"]) == {3, 4} and 6 in set(clusters["cluster_id"])
+    parent_of = dict(zip(clusters["cluster_id"], clusters["parent_id"], strict=True))
+    covered = set()
+    for node in base:
+        while (node := parent_of.get(node)) is not None:
+            covered.add(node)
+    assert set(clusters.filter(pl.col("level") > 0)["cluster_id"]) <= covered, "no published parent is empty"
     top = clusters.filter(pl.col("cluster_id") == 6)["conversations"].item()
     assert top == clusters.filter(pl.col("level") == 0)["conversations"].sum()  # parents sum their released children
     html = (report_dir / "report.html").read_text()

@@ -147,3 +147,26 @@ def test_published_report_holds_dp_counts_not_exact_ones(seed):
     mean0 = published.filter(pl.col("cluster_id") == 0)["mean_concern"].item()
     assert f"mean concern {mean0:.1f}" in reasons
     assert published["growth_ratio"].null_count() == len(published)  # no published history: no growth figure
+
+
+@pytest.mark.parametrize(
+    ("released_ids", "empty"),
+    [
+        ({0, 1, 10, 11, 20}, set()),  # every parent has a released base cluster below it
+        ({0, 10, 11, 20}, {11}),  # 11's only base cluster (1) was withheld by a later layer
+        ({10, 11, 20}, {10, 11, 20}),  # no base cluster released: nothing above is published
+        ({2, 20}, set()),  # 2 hangs from 20 through the withheld 12
+    ],
+)
+def test_parents_without_released_base(released_ids, empty):
+    from privacy.release import parents_without_released_base
+
+    # base 0 -> 10 -> 20, base 1 -> 11 -> 20, base 2 -> 12 -> 20
+    nodes = pl.DataFrame(
+        {"cluster_id": [0, 1, 2, 10, 11, 12, 20], "parent_id": [10, 11, 12, 20, 20, 20, None], "level": [0, 0, 0, 1, 1, 1, 2]},
+        schema={"cluster_id": pl.Int64, "parent_id": pl.Int64, "level": pl.Int64},
+    )
+    released = nodes.filter(pl.col("cluster_id").is_in(list(released_ids)))
+    out = parents_without_released_base(released, nodes)
+    assert set(out["cluster_id"]) == empty
+    assert out["reason"].str.contains("no released base").all()
