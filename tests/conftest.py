@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from summarize.llm import LLM, JsonRequest
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
@@ -81,3 +83,22 @@ def partition_records(day: str, n: int) -> list[dict]:
             continue
         out.append(record)
     return out[:n]
+
+
+class ScriptedLLM(LLM):
+    """Test double for the LLM interface: answers from a fixed script, recording requests.
+
+    An exception in the script is raised for that request; past the end it answers ``{}``.
+    """
+
+    def __init__(self, answers, model_id="test:scripted"):
+        self.answers = list(answers)
+        self.requests: list[JsonRequest] = []
+        self.model_id = model_id
+
+    def generate_json(self, request):
+        self.requests.append(request)
+        answer = self.answers.pop(0) if self.answers else "{}"
+        if isinstance(answer, Exception):
+            raise answer
+        return answer

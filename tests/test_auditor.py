@@ -20,23 +20,8 @@ from privacy.auditor import (
     split_audited,
 )
 from privacy.gate import removal_trail
-from summarize.llm import LLM, LLMError
-
-
-class ScriptedLLM(LLM):
-    """Test double: answers from a fixed script, recording requests."""
-
-    def __init__(self, answers, model_id="test:scripted"):
-        self.answers = list(answers)
-        self.requests = []
-        self.model_id = model_id
-
-    def generate_json(self, request):
-        self.requests.append(request)
-        answer = self.answers.pop(0) if self.answers else "{}"
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
+from summarize.llm import LLMError
+from tests.conftest import ScriptedLLM
 
 
 def rating(score, details="none"):

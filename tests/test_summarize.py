@@ -19,6 +19,7 @@ from summarize.facets import (
     render_transcript,
 )
 from summarize.llm import LLM, JsonRequest, LLMError, LLMSpec, VLLMServerLLM
+from tests.conftest import ScriptedLLM
 
 VALID = {
     "summary": "The user asked how to sort a list and got an explanation.",
@@ -37,23 +38,6 @@ CONVERSATION = {
         {"role": "assistant", "content": "Use sorted(items, key=lambda t: t[1])."},
     ],
 }
-
-
-class ScriptedLLM(LLM):
-    """Test double: answers from a fixed script, recording requests."""
-
-    model_id = "test:scripted"
-
-    def __init__(self, answers):
-        self.answers = list(answers)
-        self.requests: list[JsonRequest] = []
-
-    def generate_json(self, request):
-        self.requests.append(request)
-        answer = self.answers.pop(0) if self.answers else "{}"
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
 
 
 @pytest.mark.parametrize(
