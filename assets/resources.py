@@ -11,7 +11,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from clustering.cluster import ClusterParams
-from clustering.embed import Embedder, SentenceTransformerEmbedder
+from clustering.embed import Embedder, build_embedder
 from clustering.hierarchy import HierarchyParams
 from clustering.naming import NAMERS, ClusterNamer, KeywordNamer
 from clustering.tracking import FlagRules, TrackingParams
@@ -202,16 +202,27 @@ class RedactionResource(dg.ConfigurableResource):
 
 
 class EmbedderResource(dg.ConfigurableResource):
-    """The sentence embedder for facet text (default all-MiniLM-L6-v2, shipped in a package)."""
+    """The sentence embedder for facet text (default all-MiniLM-L6-v2, shipped in a package).
+
+    ``runtime``: ``onnxruntime`` (default: the same model exported to ONNX, the same
+    vectors, less CPU) or ``sentence-transformers`` (PyTorch). ``precision``:
+    ``fp32``, or ``int8`` (onnxruntime only: about 2x faster, cosine ~0.99 to fp32).
+    """
 
     model_path: str = ""
     batch_size: int = 64
+    runtime: str = "onnxruntime"
+    precision: str = "fp32"
+    threads: int = 0
     _embedder: Embedder | None = PrivateAttr(default=None)
 
     def get(self) -> Embedder:
         """The embedder, loaded once per process."""
         if self._embedder is None:
-            self._embedder = SentenceTransformerEmbedder(self.model_path or None, batch_size=self.batch_size)
+            self._embedder = build_embedder(
+                self.runtime, self.model_path or None, precision=self.precision, batch_size=self.batch_size,
+                threads=self.threads,
+            )
         return self._embedder
 
 

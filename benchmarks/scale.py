@@ -5,14 +5,18 @@ messages each, many accounts) are written as JSONL, then each
 ``(n, mode, stage)`` runs in its own subprocess under a time limit, so its peak
 RSS is its own and a slow run is recorded as a timeout instead of hanging.
 Stages: ``ingest_redact`` (the Beam job, FnApiRunner in-process and DirectRunner
-multi-processing with 2 workers), ``embed``, ``cluster``, ``gate`` (thresholds
-plus hierarchy membership on synthetic nodes) and ``report`` (report tables).
+multi-processing with 2 workers), ``embed`` (what the pipeline embeds by default:
+a summary-like sentence plus the first user turn; the default onnxruntime
+runtime, its int8 option, and plain sentence-transformers as the baseline up to
+``--embed_baseline_max_n``), ``cluster``, ``gate`` (thresholds plus hierarchy
+membership on synthetic nodes) and ``report`` (report tables).
 The LLM stage is measured separately as tokens/s of the CPU engine on a handful
 of facet requests. A ``capacity`` section turns the measurements into the
 hardware a 1M-conversations-a-day deployment needs.
 
     python -m benchmarks.scale [--sizes 1000,10000,100000] [--modes in_process,multi_processing]
-        [--time_limit 1200] [--skip 100000] [--llm_requests 5] [--out benchmarks/results/scale.json]
+        [--embed_modes onnxruntime-fp32,onnxruntime-int8,sentence-transformers] [--embed_baseline_max_n 10000]
+        [--time_limit 1200] [--skip 100000] [--llm_requests 5] [--out benchmarks/results/scale.json] [--merge]
 """
 
 from __future__ import annotations
@@ -35,6 +39,10 @@ REPO = Path(__file__).resolve().parent.parent
 DAY = "2026-11-01"
 BEAM_STAGE = "ingest_redact"
 MODES = ("in_process", "multi_processing")
+# Embedder runtimes for the embed stage (the row's mode): the default, int8, and the
+# plain sentence-transformers baseline.
+EMBED_MODES = ("onnxruntime-fp32", "onnxruntime-int8", "sentence-transformers")
+DEFAULT_EMBED_MODE = "onnxruntime-fp32"
 STAGES = (BEAM_STAGE, "embed", "cluster", "gate", "report")
 CONVERSATIONS_PER_DAY = 1_000_000
 
@@ -198,19 +206,34 @@ def stage_ingest_redact(n: int, mode: str, work: Path) -> dict:
     return {"seconds": seconds, "records": redacted + dead_rows, "redacted": redacted, "dead_lettered": dead_rows}
 
 
+def embed_texts(work: Path, n: int) -> list[str]:
+    """What the pipeline embeds by default: a summary followed by the first user turn, cut as the pipeline cuts it."""
+    import polars as pl
+
+    from clustering.embed import embed_text
+
+    with (work / "input" / "conversations.jsonl").open(encoding="utf-8") as f:
+        first = [json.loads(line)["messages"][0]["content"] for line in f]
+    return embed_text(pl.DataFrame({"summary": facet_texts(n), "first_user": first}), "summary_first_user")
+
+
 def stage_embed(n: int, mode: str, work: Path) -> dict:
     import numpy as np
 
-    from clustering.embed import SentenceTransformerEmbedder
+    from clustering.embed import build_embedder
 
-    texts = facet_texts(n)
+    texts = embed_texts(work, n)
     loaded = time.perf_counter()
-    embedder = SentenceTransformerEmbedder()
+    runtime, _, precision = mode.partition("-")
+    embedder = build_embedder(runtime, precision=precision or "fp32") if runtime == "onnxruntime" else build_embedder(mode)
+    embedder.encode(texts[:8])
     started = time.perf_counter()
     vectors = embedder.encode(texts)
     seconds = time.perf_counter() - started
-    np.save(work / "vectors.npy", vectors)
-    return {"seconds": seconds, "records": len(vectors), "model_load_s": started - loaded, "dim": int(vectors.shape[1])}
+    if mode == DEFAULT_EMBED_MODE:
+        np.save(work / "vectors.npy", vectors)
+    return {"seconds": seconds, "records": len(vectors), "model_load_s": started - loaded, "dim": int(vectors.shape[1]),
+            "mean_chars": round(sum(map(len, texts)) / max(1, len(texts)), 1)}
 
 
 def stage_cluster(n: int, mode: str, work: Path) -> dict:
@@ -407,7 +430,7 @@ def capacity(runs: list[dict], llm: dict | None) -> dict:
                             "core_hours_per_day": round(core_s / 3600, 1), "cores": cores}
         lines.append(f"redaction: {CONVERSATIONS_PER_DAY:,} / {rate:.2f} rec per CPU-s = {core_s / 3600:,.1f} core-h/day; "
                      f"/ {BATCH_WINDOW_H} h x {HEADROOM} headroom = {cores} cores")
-    embed = largest("embed", "in_process")
+    embed = largest("embed", DEFAULT_EMBED_MODE)
     if embed and embed.get("cpu_s"):
         rate = embed["records"] / embed["cpu_s"]
         core_s = CONVERSATIONS_PER_DAY / rate
@@ -477,10 +500,23 @@ def _row(n: int, mode: str, stage: str, result: dict) -> dict:
 def _save(path: Path, report: dict) -> None:
     """Write the report so far, with the capacity arithmetic from what has been measured."""
     llm = report["llm"] if report["llm"] and "completion_tokens" in report["llm"] else None
-    report["runs"].sort(key=lambda r: (r["n"], STAGES.index(r["stage"]), MODES.index(r["mode"])))
+    order = (*MODES, *EMBED_MODES)
+    report["runs"].sort(key=lambda r: (r["n"], STAGES.index(r["stage"]), order.index(r["mode"]) if r["mode"] in order else -1))
     report["capacity"] = capacity(report["runs"], llm)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def stage_modes_for(stage: str, n: int, modes: list[str], embed_modes: list[str], args, skipped: bool = False) -> list[str]:
+    """The modes one stage runs in at size ``n``."""
+    if stage == BEAM_STAGE:
+        limited = args.beam_only_in_process_above and n > args.beam_only_in_process_above
+        return ["in_process"] if limited and not skipped else modes
+    if stage == "embed":
+        # The default runtime first: it writes the vectors the cluster stage reads.
+        ordered = sorted(embed_modes, key=lambda m: m != DEFAULT_EMBED_MODE)
+        return ordered if n <= args.embed_baseline_max_n else [m for m in ordered if m == DEFAULT_EMBED_MODE]
+    return ["in_process"]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -494,6 +530,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--beam_only_in_process_above", type=int, default=0,
                         help="above this n, run ingest_redact in-process only (0: no limit)")
     parser.add_argument("--stages", default=",".join(STAGES))
+    parser.add_argument("--embed_modes", default=",".join(EMBED_MODES), help="embedder runtimes for the embed stage")
+    parser.add_argument("--embed_baseline_max_n", type=int, default=10_000,
+                        help="above this n, the embed stage runs the default runtime only")
     parser.add_argument("--skip", default="", help="sizes recorded as skipped (not run), comma-separated")
     parser.add_argument("--skip_reason", default="not run in this session (time budget)")
     parser.add_argument("--time_limit", type=float, default=1800, help="seconds per (n, mode, stage) run")
@@ -506,6 +545,7 @@ def main(argv: list[str] | None = None) -> None:
     skip = {int(s) for s in args.skip.split(",") if s}
     modes = [m for m in args.modes.split(",") if m]
     stages = [s for s in args.stages.split(",") if s]
+    embed_modes = [m for m in args.embed_modes.split(",") if m]
     out = Path(args.out)
     report: dict = {
         "commit": _commit(),
@@ -518,7 +558,7 @@ def main(argv: list[str] | None = None) -> None:
     kept: list[dict] = []
     if args.merge and out.exists():
         earlier = json.loads(out.read_text())
-        now = {(n, m, st) for n in sizes for st in stages for m in (modes if st == BEAM_STAGE else ["in_process"])}
+        now = {(n, m, st) for n in sizes for st in stages for m in stage_modes_for(st, n, modes, embed_modes, args)}
         kept = [r for r in earlier["runs"] if (r["n"], r["mode"], r["stage"]) not in now]
         report["runs"] = kept
         report["llm"] = earlier.get("llm") if not args.llm_requests else None
@@ -535,11 +575,7 @@ def main(argv: list[str] | None = None) -> None:
             if n not in skip:
                 write_conversations(work / "input", n)
             for stage in stages:
-                stage_modes = modes if stage == BEAM_STAGE else ["in_process"]
-                limited = args.beam_only_in_process_above and n > args.beam_only_in_process_above
-                if stage == BEAM_STAGE and limited and n not in skip:
-                    stage_modes = ["in_process"]
-                for mode in stage_modes:
+                for mode in stage_modes_for(stage, n, modes, embed_modes, args, skipped=n in skip):
                     if n in skip:
                         row = {"n": n, "mode": mode, "stage": stage, "status": "skipped", "seconds": None,
                                "records_per_s": None, "peak_rss_mb": None, "reason": args.skip_reason}
@@ -555,12 +591,12 @@ def main(argv: list[str] | None = None) -> None:
 
 def print_table(report: dict) -> None:
     """The one table: every run, then the LLM rate and the capacity arithmetic as footer lines."""
-    header = f"{'n':>8} {'mode':<17}{'stage':<14}{'status':<9}{'seconds':>9}{'records/s':>11}{'peak RSS MB':>13}{'CPU s':>9}"
+    header = f"{'n':>8} {'mode':<22}{'stage':<14}{'status':<9}{'seconds':>9}{'records/s':>11}{'peak RSS MB':>13}{'CPU s':>9}"
     print(header)
     print("-" * len(header))
     for r in report["runs"]:
         fmt = lambda v, p: "-" if v is None else f"{v:.{p}f}"  # noqa: E731
-        print(f"{r['n']:>8} {r['mode']:<17}{r['stage']:<14}{r['status']:<9}{fmt(r['seconds'], 1):>9}"
+        print(f"{r['n']:>8} {r['mode']:<22}{r['stage']:<14}{r['status']:<9}{fmt(r['seconds'], 1):>9}"
               f"{fmt(r['records_per_s'], 1):>11}{fmt(r['peak_rss_mb'], 0):>13}{fmt(r.get('cpu_s'), 1):>9}")
     llm = report.get("llm")
     if llm and "completion_tokens_per_s" in llm:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import uuid
 from collections.abc import Sequence
 
 import apache_beam as beam
 import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 DEFAULT_RUNNER = "FnApiRunner"
@@ -67,13 +71,33 @@ def split_args(
 
 
 def write_parquet(pcoll: beam.PCollection, path: str, schema: pa.Schema, label: str) -> None:
-    """Write a PCollection of dicts to exactly ``path`` (one file, even when empty)."""
+    """Write a PCollection of dicts to exactly ``path`` (one file, even when empty).
+
+    Workers write their bundles as shards in parallel (the rows are never shuffled
+    into one place); one step then streams the shards, row group by row group,
+    into ``path`` through a temporary name and deletes them. So memory does not
+    grow with the output, and a reader never sees half a file.
+    """
     if not path.endswith(".parquet"):
         raise ValueError(f"parquet output path must end in .parquet: {path}")
-    _ = pcoll | label >> beam.io.WriteToParquet(
-        path[: -len(".parquet")],
-        schema,
-        file_name_suffix=".parquet",
-        num_shards=1,
-        shard_name_template="",
+    shards = (
+        pcoll
+        | label >> beam.io.WriteToParquet(FileSystems.join(f"{path}.shards", "part"), schema, file_name_suffix=".parquet")
     )
+    _ = shards | f"{label}Files" >> beam.combiners.ToList() | f"{label}Merge" >> beam.Map(merge_parquet, path, schema)
+
+
+def merge_parquet(shards: Sequence[str], path: str, schema: pa.Schema) -> str:
+    """Stream Parquet ``shards`` into one file at ``path`` (replaced atomically), then delete them."""
+    temporary = f"{path}.{uuid.uuid4().hex}.tmp"
+    with FileSystems.create(temporary) as out, pq.ParquetWriter(out, schema) as writer:
+        for shard in sorted(shards):
+            with FileSystems.open(shard, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+                source = pq.ParquetFile(f)
+                for group in range(source.num_row_groups):
+                    writer.write_table(source.read_row_group(group).cast(schema))
+    FileSystems.rename([temporary], [path])  # replaces an earlier output (local: one atomic rename)
+    folder = f"{path}.shards"
+    if FileSystems.exists(folder):
+        FileSystems.delete([folder])
+    return path

@@ -21,7 +21,7 @@ from typing import Any
 import apache_beam as beam
 import pyarrow.parquet as pq
 from apache_beam.io import fileio
-from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystem import CompressionTypes, FileMetadata
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.testing.test_pipeline import TestPipeline
@@ -35,20 +35,65 @@ ENV_KEY = "LOOKOUT_PSEUDONYM_KEY"
 
 
 PARQUET_BATCH_ROWS = 1024
+# A plain JSONL file larger than this is read in byte ranges of this size, so that
+# workers share one big file without the records being shuffled between them.
+SPLIT_MB = 1
 
 
-def read_file(readable: fileio.ReadableFile) -> Iterator[tuple[str, str, Any]]:
-    """Yield ``(source, location, raw)`` per record; raw is a line, a row, or a DeadLetter.
+def split_file(metadata: FileMetadata, split_bytes: int) -> Iterator[tuple[str, int, int]]:
+    """``(path, start, end)`` byte ranges of a file; ``end == -1`` means the whole file.
+
+    Only plain JSONL is split (a range owns the lines that start inside it);
+    gzip cannot be entered mid-stream and Parquet is streamed by row batch.
+    """
+    path, size = metadata.path, metadata.size_in_bytes
+    if not path.endswith(".jsonl") or split_bytes <= 0 or size <= split_bytes:
+        yield path, 0, -1
+        return
+    for start in range(0, size, split_bytes):
+        yield path, start, min(start + split_bytes, size)
+
+
+def read_range(item: tuple[str, int, int]) -> Iterator[tuple[str, str, Any]]:
+    """Yield ``(source, location, raw)`` per record of a file or of one byte range of it."""
+    path, start, end = item
+    if end < 0:
+        yield from read_file(path)
+        return
+    source = os.path.basename(path)
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        offset = start
+        if start > 0:  # the line running over the range's start belongs to the range before
+            f.seek(start - 1)
+            head = f.readline()
+            offset = start - 1 + len(head)
+        while offset < end:
+            line = f.readline()
+            if not line:
+                break
+            location = f"byte {offset}"
+            offset += len(line)
+            if not line.strip():
+                continue
+            try:
+                yield source, location, line.rstrip(b"\r\n").decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield source, location, DeadLetter(
+                    "ingest", source, location, None, "<record>", f"invalid UTF-8 at byte {exc.start}"
+                )
+
+
+def read_file(path: str) -> Iterator[tuple[str, str, Any]]:
+    """Yield ``(source, location, raw)`` per record of a whole file; raw is a line, a row, or a DeadLetter.
 
     Files are streamed (JSONL line by line, Parquet by row batch), so memory does
     not grow with the file. A file that cannot be read past some point yields a
     dead letter for the rest of the file, after the records read before it.
     """
-    path = readable.metadata.path
     source = os.path.basename(path)
     location = "file"
     try:
-        with readable.open(compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
             if path.endswith(".parquet"):
                 row = 0
                 for batch in pq.ParquetFile(f).iter_batches(batch_size=PARQUET_BATCH_ROWS):
@@ -172,16 +217,21 @@ def build(
     pseudonym_key_file: str | None = None,
     operators: str = "",
     batch_size: int = 32,
+    split_mb: float = SPLIT_MB,
 ) -> None:
-    """Add the ingest and redact steps to ``p``."""
+    """Add the ingest and redact steps to ``p``.
+
+    Only file names and byte ranges are shuffled between workers; records flow
+    from reading to writing without a shuffle, so memory does not grow with the day.
+    """
     patterns = [FileSystems.join(input_dir, pattern) for pattern in INPUT_PATTERNS]
     results = (
         p
         | "Patterns" >> beam.Create(patterns)
         | "Match" >> fileio.MatchAll(fileio.EmptyMatchTreatment.ALLOW)
-        | "Open" >> fileio.ReadMatches()
-        | "Records" >> beam.FlatMap(read_file)
-        | "Reshuffle" >> beam.Reshuffle()
+        | "Split" >> beam.FlatMap(split_file, int(split_mb * (1 << 20)))
+        | "Spread" >> beam.Reshuffle()
+        | "Records" >> beam.FlatMap(read_range)
         | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=batch_size)
         | "ValidateRedact"
         >> beam.ParDo(ValidateAndRedact(day, ner_engine, pseudonym_key, pseudonym_key_file, operators)).with_outputs(
@@ -214,11 +264,12 @@ def run(
         "--operators", default="", help="per-entity operators, e.g. EMAIL_ADDRESS=hash,PHONE_NUMBER=mask:4 (default: <TYPE>)"
     )
     parser.add_argument("--batch_size", type=int, default=32, help="records redacted together")
+    parser.add_argument("--split_mb", type=float, default=SPLIT_MB, help="read plain JSONL files in ranges of this size")
     args, options = split_args(parser, argv)
     pipeline = test_pipeline or beam.Pipeline(options=options)
     build(
         pipeline, args.input, args.output, args.dead_letter, args.day, args.ner_engine, pseudonym_key,
-        args.pseudonym_key_file or None, args.operators, args.batch_size,
+        args.pseudonym_key_file or None, args.operators, args.batch_size, args.split_mb,
     )
     result = pipeline.run()
     if not isinstance(pipeline, TestPipeline):

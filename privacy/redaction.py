@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from presidio_analyzer import AnalyzerEngine
+from presidio_analyzer import AnalyzerEngine, EntityRecognizer, PatternRecognizer, RecognizerResult
 from presidio_anonymizer import AnonymizerEngine
 from presidio_anonymizer.entities import OperatorConfig
 
@@ -38,13 +38,27 @@ class OperatorSpecError(ValueError):
     """An operator setting that names no known operator."""
 
 
+# Messages written by the assistant (not by people): the costly PII tagger is
+# skipped there; values found in the conversation's other messages are redacted
+# wherever the assistant repeats them (see redact_conversations).
+MODEL_ROLES = frozenset({"assistant"})
+# Shorter found values are not echoed (they would match inside ordinary words' neighbours).
+MIN_ECHO_CHARS = 3
+
+
 @dataclass
 class RedactedText:
-    """Redacted text, the count of entities replaced by type, and whether it was truncated."""
+    """Redacted text, the count of entities replaced by type, and whether it was truncated.
+
+    ``found`` holds the ``(entity type, original value)`` pairs that were
+    replaced. It lives in memory only, for :func:`redact_conversations`, and is
+    never written.
+    """
 
     text: str
     entities: Counter[str] = field(default_factory=Counter)
     truncated: bool = False
+    found: set[tuple[str, str]] = field(default_factory=set, repr=False)
 
 
 def _chunks(text: str, limit: int) -> list[str]:
@@ -115,7 +129,9 @@ class Redactor:
 
     NER reads a prose view of each text in which code is blanked except its
     comments and strings (:mod:`privacy.prose`); pattern recognizers read the
-    whole text. Texts are analysed in batches through spaCy's ``nlp.pipe``.
+    whole text. Texts are analysed in batches through spaCy's ``nlp.pipe``, and
+    recognizers with ``analyze_batch`` (the Rampart tagger) classify a whole
+    batch at once.
     """
 
     def __init__(
@@ -140,9 +156,13 @@ class Redactor:
         self.analyzer = AnalyzerEngine(
             nlp_engine=self.ner.create(), supported_languages=[language]
         )
+        self.batch_recognizers: list[EntityRecognizer] = []
         if project_recognizers:
             for recognizer in load_recognizers():
-                self.analyzer.registry.add_recognizer(recognizer)
+                if getattr(recognizer, "batch_recognizer", False):
+                    self.batch_recognizers.append(recognizer)
+                else:
+                    self.analyzer.registry.add_recognizer(recognizer)
         self.anonymizer = AnonymizerEngine()
         self.operator_specs = parse_operators(operators)
         self._operators = {e: _operator(e, s, hash_key) for e, s in self.operator_specs.items()}
@@ -155,8 +175,22 @@ class Redactor:
         """Redact one text."""
         return self.redact_batch([text])[0]
 
-    def redact_batch(self, texts: Sequence[str]) -> list[RedactedText]:
-        """Redact many texts, running NER over them in batches."""
+    def redact_batch(
+        self,
+        texts: Sequence[str],
+        *,
+        tagger: Sequence[bool] | None = None,
+        known: Sequence[set[tuple[str, str]]] | None = None,
+    ) -> list[RedactedText]:
+        """Redact many texts, running NER over them in batches.
+
+        Args:
+            texts: The texts.
+            tagger: Per text, whether the batch recognizers (the PII tagger) read
+                it; all texts when omitted.
+            known: Per text, ``(entity type, value)`` pairs found elsewhere in the
+                same conversation, redacted wherever they occur in this text.
+        """
         prepared: list[tuple[int, str]] = []  # (text index, chunk)
         truncated = [False] * len(texts)
         for i, text in enumerate(texts):
@@ -165,19 +199,30 @@ class Redactor:
             if len(text) > self.max_message_chars:
                 text, truncated[i] = text[: self.max_message_chars] + TRUNCATION_MARKER, True
             prepared.extend((i, chunk) for chunk in _chunks(text, MAX_CHUNK_CHARS))
-        artifacts = self.analyzer.nlp_engine.process_batch(
-            [prose_view(chunk) for _, chunk in prepared], language=self.language, batch_size=self.batch_size
-        )
+        views = [prose_view(chunk) for _, chunk in prepared]
+        artifacts = self.analyzer.nlp_engine.process_batch(views, language=self.language, batch_size=self.batch_size)
+        tagged = [k for k, (i, _) in enumerate(prepared) if tagger is None or tagger[i]]
+        extra: list[list[RecognizerResult]] = [[] for _ in prepared]
+        for recognizer in self.batch_recognizers:
+            found = recognizer.analyze_batch(  # type: ignore[attr-defined]
+                [prepared[k][1] for k in tagged], self.entities, views=[views[k] for k in tagged]
+            )
+            for k, results in zip(tagged, found, strict=True):
+                extra[k].extend(r for r in results if r.score >= self.score_threshold)
         parts: list[list[str]] = [[] for _ in texts]
         counts = [Counter[str]() for _ in texts]
-        for (i, chunk), (_, nlp_artifacts) in zip(prepared, artifacts, strict=True):
+        found_values: list[set[tuple[str, str]]] = [set() for _ in texts]
+        for k, ((i, chunk), (_, nlp_artifacts)) in enumerate(zip(prepared, artifacts, strict=True)):
             results = self.analyzer.analyze(
                 text=chunk,
                 language=self.language,
                 entities=self.entities,
                 score_threshold=self.score_threshold,
                 nlp_artifacts=nlp_artifacts,
+                ad_hoc_recognizers=echo_recognizers(known[i]) if known and known[i] else None,
             )
+            if extra[k]:
+                results = EntityRecognizer.remove_duplicates(results + extra[k])
             if not results:
                 parts[i].append(chunk)
                 continue
@@ -189,10 +234,24 @@ class Redactor:
             )
             parts[i].append(anonymized.text)
             counts[i].update(item.entity_type for item in anonymized.items)
+            found_values[i].update((r.entity_type, chunk[r.start : r.end]) for r in results)
         return [
-            RedactedText("".join(parts[i]) if parts[i] else text, counts[i], truncated[i])
+            RedactedText("".join(parts[i]) if parts[i] else text, counts[i], truncated[i], found_values[i])
             for i, text in enumerate(texts)
         ]
+
+
+def echo_recognizers(known: set[tuple[str, str]]) -> list[PatternRecognizer]:
+    """Deny-list recognizers (one per entity type) for values already found in the conversation."""
+    by_type: dict[str, set[str]] = {}
+    for entity, value in known:
+        value = value.strip()
+        if len(value) >= MIN_ECHO_CHARS and entity != "DATE_TIME":
+            by_type.setdefault(entity, set()).add(value)
+    return [
+        PatternRecognizer(supported_entity=entity, deny_list=sorted(values), name=f"ConversationEcho_{entity}")
+        for entity, values in sorted(by_type.items())
+    ]
 
 
 NAME_WORD = re.compile(r"[A-Z][a-zà-ÿ'\-]+")
@@ -229,27 +288,46 @@ def _sentence_start(text: str, index: int) -> bool:
 def redact_conversations(conversations: Sequence, redactor: Redactor, pseudonymize) -> list[dict]:
     """Redact validated conversations into the rows stored after this stage.
 
-    A row holds no raw text and no raw account ID: message texts are redacted
-    (all messages of all conversations in one batch), and the account ID is
-    replaced by its keyed pseudonym.
+    A row holds no raw text and no raw account ID: message texts are redacted,
+    and the account ID is replaced by its keyed pseudonym. People's messages
+    (user, system, tool) of all conversations are redacted in one batch with
+    every recognizer; then the assistant's messages, without the costly PII
+    tagger but with every value found in the same conversation's other messages
+    redacted wherever the assistant repeats it.
 
     Args:
         conversations: ``summarize.records.Conversation`` objects.
         redactor: The PII redactor.
         pseudonymize: Callable mapping a raw account ID to its pseudonym.
     """
-    texts, dropped = [], []
-    for conversation in conversations:
+    texts, dropped, owner, by_model = [], [], [], []
+    for c, conversation in enumerate(conversations):
         for message in conversation.messages:
             text, parts = message.text()
             texts.append(text)
             dropped.append(parts)
-    redacted = iter(zip(redactor.redact_batch(texts), dropped, strict=True))
+            owner.append(c)
+            by_model.append(message.role in MODEL_ROLES)
+    people = [i for i, m in enumerate(by_model) if not m]
+    model = [i for i, m in enumerate(by_model) if m]
+    results: list[RedactedText | None] = [None] * len(texts)
+    for i, result in zip(people, redactor.redact_batch([texts[i] for i in people]), strict=True):
+        results[i] = result
+    known: list[set[tuple[str, str]]] = [set() for _ in conversations]
+    for i in people:
+        known[owner[i]] |= results[i].found  # type: ignore[union-attr]
+    answers = redactor.redact_batch(
+        [texts[i] for i in model], tagger=[False] * len(model), known=[known[owner[i]] for i in model]
+    )
+    for i, result in zip(model, answers, strict=True):
+        results[i] = result
+    redacted = iter(zip(results, dropped, strict=True))
     rows = []
     for conversation in conversations:
         messages, counts, dropped_parts, truncated = [], Counter[str](), 0, 0
         for message in conversation.messages:
             result, parts = next(redacted)
+            assert result is not None
             dropped_parts += parts
             truncated += result.truncated
             counts.update(result.entities)

@@ -156,3 +156,73 @@ def test_no_raw_account_ids_after_redaction(ingested):
     redacted, _ = ingested
     assert redacted["account"].str.starts_with("acct_").sum() == 0
     assert redacted["account"].n_unique() == 5 + 1  # good-gz and good-pq share acct_0001
+
+
+def _metadata(path):
+    from apache_beam.io.filesystem import FileMetadata
+
+    return FileMetadata(str(path), path.stat().st_size)
+
+
+@pytest.mark.parametrize("split_bytes", [1, 7, 40, 41, 64, 10_000])
+def test_byte_ranges_read_every_line_once(tmp_path, split_bytes):
+    from pipelines.ingest_redact import read_file, read_range, split_file
+
+    lines = ['{"a": 1}', "", '{"b": "' + "x" * 50 + '"}', '{"c": 3}\r', "  ", '{"d": "\u00e9"}', '{"e": 5}']
+    path = tmp_path / "day.jsonl"
+    path.write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
+    ranges = list(split_file(_metadata(path), split_bytes))
+    got = [rec for item in ranges for rec in read_range(item)]
+    whole = list(read_file(str(path)))
+    assert [raw for _, _, raw in got] == [raw for _, _, raw in whole]  # same records, same order, none twice
+    if len(ranges) > 1:
+        data = path.read_bytes()
+        for _, location, raw in got:  # a byte location points at the record's first byte
+            offset = int(location.removeprefix("byte "))
+            assert data[offset:].decode("utf-8").startswith(raw)
+
+
+def test_only_plain_jsonl_is_split(tmp_path):
+    from pipelines.ingest_redact import split_file
+
+    for name in ("day.jsonl.gz", "day.parquet"):
+        (tmp_path / name).write_bytes(b"x" * 1000)
+        assert list(split_file(_metadata(tmp_path / name), 10)) == [(str(tmp_path / name), 0, -1)]
+
+
+def test_split_job_writes_the_same_rows(tmp_path):
+    """The same input read in 300-byte ranges gives every row once, and leaves no shard behind."""
+    from pipelines import ingest_redact
+
+    src = tmp_path / DAY
+    src.mkdir()
+    lines = [json.dumps(variant(conversation_id=f"c{i}", account_id=f"acct_{i}")) for i in range(12)]
+    (src / "day.jsonl").write_text("\n".join(lines) + "\nnot json\n", encoding="utf-8")
+    out, dead = tmp_path / "redacted.parquet", tmp_path / "dead.parquet"
+    ingest_redact.run(
+        [f"--input={src}", f"--day={DAY}", f"--output={out}", f"--dead_letter={dead}", "--split_mb=0.0003",
+         "--runner=FnApiRunner"],
+        pseudonym_key=b"k" * 32,
+    )
+    assert sorted(pl.read_parquet(out)["conversation_id"]) == sorted(f"c{i}" for i in range(12))
+    assert pl.read_parquet(dead)["location"].str.starts_with("byte ").all() and len(pl.read_parquet(dead)) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [DAY, "dead.parquet", "redacted.parquet"]  # no shards left
+
+
+@pytest.mark.parametrize("rows_per_shard", [[], [0], [3, 0, 2]])
+def test_shards_merge_into_one_file(tmp_path, rows_per_shard):
+    from pipelines.common import DEAD_LETTER_SCHEMA, merge_parquet
+
+    shards = []
+    for k, n in enumerate(rows_per_shard):
+        rows = [{"stage": "ingest", "source": f"s{k}", "location": f"line {i}", "conversation_id": None,
+                 "field": "x", "reason": "r"} for i in range(n)]
+        shard = tmp_path / "out.parquet.shards" / f"part-{k}.parquet"
+        shard.parent.mkdir(exist_ok=True)
+        pq.write_table(pa.Table.from_pylist(rows, schema=DEAD_LETTER_SCHEMA), shard)
+        shards.append(str(shard))
+    (tmp_path / "out.parquet").write_bytes(b"an earlier run's output")
+    merge_parquet(shards, str(tmp_path / "out.parquet"), DEAD_LETTER_SCHEMA)
+    merged = pq.read_table(tmp_path / "out.parquet")
+    assert merged.schema.equals(DEAD_LETTER_SCHEMA) and merged.num_rows == sum(rows_per_shard)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.parquet"]

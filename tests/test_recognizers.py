@@ -245,3 +245,38 @@ def test_rampart_spans_are_pruned_to_plausible_words(text, span, entity, kept):
     start, end = whole_words(text, *span)
     spans = [(start, end, entity, 0.6)]
     assert (text[start:end] if plausible(text, start, end, entity, 0.6, spans) else None) == kept
+
+
+RAMPART_TEXTS = [
+    "my neighbour maria fernandes moved to 12 Rue de la Paix, Lyon.",
+    "Send the parcel to Kenji Watanabe at 3-1 Marunouchi, Tokyo 100-0005.",
+    "no names here, just a question about sorting lists in python",
+    "",
+]
+
+
+def test_rampart_int8_finds_what_the_shipped_4bit_model_finds(rampart):
+    from privacy.recognizers.rampart_ner import RampartRecognizer
+
+    shipped = RampartRecognizer(precision="q4")
+    for text in RAMPART_TEXTS:
+        int8 = {(text[r.start : r.end], r.entity_type) for r in rampart.analyze(text, [])}
+        q4 = {(text[r.start : r.end], r.entity_type) for r in shipped.analyze(text, [])}
+        assert int8 == q4, text
+
+
+def test_rampart_batch_matches_one_by_one(rampart):
+    batch = rampart.analyze_batch(RAMPART_TEXTS, None)
+    single = [rampart.analyze(text, []) for text in RAMPART_TEXTS]
+    spans = [[(r.start, r.end, r.entity_type) for r in results] for results in batch]
+    assert spans == [[(r.start, r.end, r.entity_type) for r in results] for results in single]
+    assert spans[0] and spans[1] and not spans[3]
+
+
+def test_rampart_int8_model_is_cached(tmp_path):
+    from privacy.recognizers.rampart_ner import MODEL_FILE, int8_model, model_dir
+
+    first = int8_model(model_dir() / MODEL_FILE, tmp_path)
+    modified = first.stat().st_mtime_ns
+    assert int8_model(model_dir() / MODEL_FILE, tmp_path) == first
+    assert first.stat().st_mtime_ns == modified and [p.name for p in tmp_path.iterdir()] == [first.name]

@@ -262,3 +262,49 @@ def test_per_entity_operators(redactor):
     assert token not in other
     with pytest.raises(OperatorSpecError, match="needs a key"):
         Redactor(operators="EMAIL_ADDRESS=hash")
+
+
+def _conversation(*turns: tuple[str, str]):
+    from summarize.records import Conversation
+
+    return Conversation.model_validate(
+        {
+            "conversation_id": "c1",
+            "account_id": "acct-1",
+            "timestamp": "2026-11-01T10:00:00Z",
+            "messages": [{"role": role, "content": content} for role, content in turns],
+        }
+    )
+
+
+def test_values_people_wrote_are_redacted_where_the_assistant_repeats_them(redactor):
+    from privacy.redaction import redact_conversations
+
+    conversation = _conversation(
+        ("user", "Hi, my name is Ana Lucia Pereira and my email is ana.pereira@example.org."),
+        ("assistant", "nice to meet you, ana lucia pereira! I will write to ANA.PEREIRA@EXAMPLE.ORG."),
+    )
+    row = redact_conversations([conversation], redactor, lambda account: "p")[0]
+    answer = row["messages"][1]["content"]
+    assert "pereira" not in answer.lower() and "<PERSON>" in answer and "<EMAIL_ADDRESS>" in answer
+
+
+def test_the_pii_tagger_reads_peoples_messages_only(redactor, monkeypatch):
+    from privacy.redaction import redact_conversations
+
+    (tagger,) = redactor.batch_recognizers
+    seen: list[str] = []
+    original = tagger.analyze_batch
+
+    def spy(texts, entities=None, views=None):
+        seen.extend(texts)
+        return original(texts, entities, views=views)
+
+    monkeypatch.setattr(tagger, "analyze_batch", spy)
+    conversation = _conversation(
+        ("system", "You are a helpful assistant."),
+        ("user", "Plan a trip for me."),
+        ("assistant", "Here is a three-day plan."),
+    )
+    redact_conversations([conversation], redactor, lambda account: "p")
+    assert seen == ["You are a helpful assistant.", "Plan a trip for me."]
