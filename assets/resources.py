@@ -278,6 +278,10 @@ class HierarchyResource(dg.ConfigurableResource):
     )
     assign_candidates: int = HierarchyParams.assign_candidates
     max_attempts: int = HierarchyParams.max_attempts
+    distinct_siblings: bool = Field(
+        default=HierarchyParams.distinct_siblings,
+        description="rename siblings that share a title (after grouping, which it never changes)",
+    )
     seed: int = HierarchyParams.seed
 
     def params(self) -> HierarchyParams:

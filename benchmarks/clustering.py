@@ -28,8 +28,12 @@ Systems, all on the same conversations in one run:
   the summary followed by the first user turn, chosen on the seed-0 n=140 mix
   over five clustering seeds before the reported run; ``field_comparison`` gives
   every field on the reported mix) -> ``cluster_embeddings`` -> ``ClusterNamer``
-  -> ``build_hierarchy``; the top level is the hierarchy's highest level. LLM
-  answers (names, parents) are cached by the full request, so reruns are cheap.
+  -> ``build_hierarchy`` (its last step, ``distinct_sibling_titles``, is run and
+  counted apart: ``sibling_title_repeats_before`` / ``sibling_title_repeats``);
+  the top level is the hierarchy's highest level. LLM answers (names, parents)
+  are cached by the full request, so reruns are cheap. Clustering parameters
+  are ``ClusterParams``' defaults, chosen on a tuning split disjoint from this
+  mix (see ``ClusterParams``), never on this mix.
 * ``bertopic``: BERTopic with its defaults and the same embedding model on the
   raw first user turn (its UMAP seeded for reproducibility); its top level is
   ``reduce_topics`` to the number of Lookout's top nodes.
@@ -45,11 +49,23 @@ other cluster's, in the space that was clustered. ``seconds`` is the clustering
 wall time from texts (embedding, clustering, naming, hierarchy); Lookout's facet
 extraction is reported apart as ``facet_seconds`` (summed from the cache).
 
+Over seeds: on a mix this small one clustering seed moves the top-level scores
+by more than the gap between the systems, so ``over_seeds`` repeats the
+clustering (no names needed: the default hierarchy groups by centroids only,
+``centroid_levels``) and BERTopic for each of ``--seeds`` and gives the mean,
+standard deviation and per-seed scores; BERTopic's top level is reduced to
+Lookout's top node count of the same seed. The named single run above uses
+``--seed``.
+
+Facets: rows are cached by ``facet_cache_key``; rows cached under an earlier
+prompt version in ``REUSED_PROMPT_VERSIONS`` are reused where the current
+version has none (the facet fields read here did not change).
+
 Scale: ``cluster_embeddings`` on seeded Gaussian mixtures of 384 dimensions at
 each ``--scale`` size, each in a fresh process (peak RSS from ``ru_maxrss``),
 with a wall-clock limit per size.
 
-    python -m benchmarks.clustering [--n 240] [--seed 0] [--field summary_first_user]
+    python -m benchmarks.clustering [--n 240] [--seed 0] [--seeds 0,1,2,3,4] [--field summary_first_user]
         [--scale 10000,100000,1000000] [--parts quality,scale] [--facets-only] [--no-clio]
 """
 
@@ -59,6 +75,7 @@ import argparse
 import csv
 import gzip
 import hashlib
+import itertools
 import json
 import os
 import platform
@@ -69,8 +86,10 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import polars as pl
@@ -219,6 +238,10 @@ def load_mix(n: int, seed: int) -> pl.DataFrame:
 # ---------------------------------------------------------------- facets (cached)
 
 FACET_COLUMNS = ("summary", "request", "task", "topic", "concerning", "categories")
+# Cached facet rows of these prompt versions are reused when the current version has
+# none: facets-v3 changed no prompt text, it only added concern_score columns, which
+# clustering does not read.
+REUSED_PROMPT_VERSIONS = ("facets-v2",)
 
 
 def _facet_cache_path(model_id: str) -> Path:
@@ -233,6 +256,7 @@ def facets_for(mix: pl.DataFrame, *, chunk: int = 4, llm_threads: int = 2) -> tu
     mix with the facet columns (null where extraction failed) and the summed
     extraction seconds of the rows used.
     """
+    from summarize import extract
     from summarize.extract import FacetExtractor, FacetFailure, facet_cache_key
     from summarize.llm import LLMSpec
     from summarize.taxonomy import load_taxonomy
@@ -248,6 +272,11 @@ def facets_for(mix: pl.DataFrame, *, chunk: int = 4, llm_threads: int = 2) -> tu
             row = json.loads(line)
             cached[row["cache_key"]] = row
     keys = [facet_cache_key(m, model_id, taxonomy) for m in mix["messages"].to_list()]
+    for version in REUSED_PROMPT_VERSIONS:
+        # Rows of an earlier prompt version whose facets this benchmark reads are unchanged.
+        with mock.patch.object(extract, "PROMPT_VERSION", version):
+            older = [facet_cache_key(m, model_id, taxonomy) for m in mix["messages"].to_list()]
+        keys = [k if k in cached or o not in cached else o for k, o in zip(keys, older, strict=True)]
     todo = [i for i, k in enumerate(keys) if k not in cached]
     if todo:
         from summarize.embedded import EmbeddedLLM
@@ -380,6 +409,7 @@ def run_lookout(
     """Lookout on facets; returns its scores and its top-level labels."""
     from clustering.cluster import ClusterParams, cluster_embeddings
     from clustering.embed import SentenceTransformerEmbedder, embed_text
+    from clustering.hierarchy import HierarchyParams, distinct_sibling_titles
     from clustering.naming import ClusterNamer
     from summarize.embedded import EmbeddedLLM
     from summarize.llm import LLMSpec
@@ -402,7 +432,9 @@ def run_lookout(
         },
         schema={"cluster_id": pl.Int64, "title": pl.Utf8, "description": pl.Utf8, "name_source": pl.Utf8},
     )
-    nodes, top = build_levels(base, result.labels, vectors, cached.proxy, embedder, seed)
+    raw_nodes, top = build_levels(base, result.labels, vectors, cached.proxy, embedder, seed, distinct_siblings=False)
+    # The sibling-title pass, as build_hierarchy runs it last (grouping is final before it).
+    nodes = distinct_sibling_titles(raw_nodes, cached.proxy, HierarchyParams().max_attempts)
     measured = time.perf_counter() - started
     clio_all = None
     if with_clio:
@@ -410,7 +442,8 @@ def run_lookout(
         _, clio_top = build_levels(base, result.labels, vectors, cached.proxy, embedder, seed, strategy="clio")
         clio_all = np.full(len(mix), -1, dtype=np.int64)
         clio_all[ok] = clio_top
-    name_vectors = embedder.encode([f"{t}: {d}" for t, d in zip(base["title"], base["description"], strict=True)])
+    named = nodes.filter(pl.col("level") == 0).sort("cluster_id")
+    name_vectors = embedder.encode([f"{t}: {d}" for t, d in zip(named["title"], named["description"], strict=True)])
     # Conversations without facets count as noise.
     base_all = np.full(len(mix), -1, dtype=np.int64)
     base_all[ok] = result.labels
@@ -418,7 +451,7 @@ def run_lookout(
     top_all[ok] = top
     out = {
         **_scores(mix, base_all, top_all),
-        "name_accuracy": name_accuracy(name_vectors, base["cluster_id"].to_list(), vectors, result.labels),
+        "name_accuracy": name_accuracy(name_vectors, named["cluster_id"].to_list(), vectors, result.labels),
         "seconds": measured + cached.cached_seconds,
         "seconds_measured": measured,
         "facet_seconds": facet_seconds,
@@ -426,6 +459,9 @@ def run_lookout(
         "levels": int(nodes["level"].max()) + 1 if len(nodes) else 0,
         "names_by_llm": int((nodes["name_source"] == "llm").sum()),
         "names_fallback": int((nodes["name_source"] != "llm").sum()),
+        "sibling_title_repeats_before": sibling_repeats(raw_nodes),
+        "sibling_title_repeats": sibling_repeats(nodes),
+        "sibling_titles_changed": int((nodes["title"] != raw_nodes["title"]).sum()),
         "field_comparison": compare_fields(mix, facets, ok, embedder, seed),
         "hierarchy_strategy": "embedding",
         "clio_strategy": (
@@ -437,7 +473,76 @@ def run_lookout(
         "llm_calls_cached": cached.hits,
         "embed_field": field,
     }
-    return out, top_all
+    return out, top_all, vectors, ok
+
+
+def sibling_repeats(nodes: pl.DataFrame) -> int:
+    """Nodes whose title (case and punctuation ignored) an earlier sibling already has."""
+    from clustering.hierarchy import _title_key
+
+    keys = nodes.select("level", "parent_id", pl.col("title").map_elements(_title_key, return_dtype=pl.Utf8).alias("key"))
+    return int(keys.height - keys.unique().height)
+
+
+def lookout_structure(mix: pl.DataFrame, vectors: np.ndarray, ok: np.ndarray, seed: int) -> tuple[dict, int]:
+    """Base clusters (default parameters) and the default hierarchy for one clustering seed, scored without names."""
+    from clustering.cluster import ClusterParams, cluster_embeddings
+
+    return structure_scores(mix, vectors, ok, cluster_embeddings(vectors, ClusterParams(seed=seed)).labels)
+
+
+def structure_scores(
+    mix: pl.DataFrame, vectors: np.ndarray, ok: np.ndarray, labels: np.ndarray, top_nodes: int | None = None
+) -> tuple[dict, int]:
+    """Scores of base labels and of the default hierarchy's top level over them, and the top node count.
+
+    The ``embedding`` strategy groups by centroids only (``centroid_levels``), so no LLM call is needed.
+    ``top_nodes`` fixes the top level's size instead of ``HierarchyParams``' rule.
+    """
+    from clustering.hierarchy import HierarchyParams, centroid_levels
+    from clustering.tracking import centroids
+
+    ids, centres = centroids(vectors, labels)
+    # A branching just above 1 makes the rule's top exactly min(top_nodes, base clusters).
+    params = HierarchyParams() if top_nodes is None else HierarchyParams(top_min=top_nodes, top_max=top_nodes, branching=1.001)
+    node = np.arange(len(ids))
+    for grouping in centroid_levels(centres, params.level_sizes(len(ids))):
+        node = grouping[node]
+    index = {c: k for k, c in enumerate(ids)}
+    top = np.array([node[index[int(x)]] if x >= 0 else -1 for x in labels], dtype=np.int64)
+    base_all = np.full(len(mix), -1, dtype=np.int64)
+    base_all[ok] = labels
+    top_all = np.full(len(mix), -1, dtype=np.int64)
+    top_all[ok] = top
+    scores = _scores(mix, base_all, top_all)
+    return scores, scores["top_nodes"]
+
+
+def over_seeds(mix: pl.DataFrame, vectors: np.ndarray, ok: np.ndarray, seeds: list[int]) -> dict[str, dict]:
+    """Lookout's and BERTopic's structure scores over several clustering seeds (mean, sd, per seed).
+
+    One seed's top-level scores swing by more than the gap between systems on a
+    mix this small; the mean over seeds is the comparison to read. BERTopic's top
+    level is reduced to Lookout's top node count of the same seed.
+    """
+    from clustering.embed import SentenceTransformerEmbedder
+
+    embedder = SentenceTransformerEmbedder()
+    first_user = embedder.encode(mix["first_user"].to_list())
+    runs: dict[str, list[dict]] = {"lookout": [], "bertopic": []}
+    for seed in seeds:
+        scores, n_top = lookout_structure(mix, vectors, ok, seed)
+        runs["lookout"].append({"seed": seed, **scores})
+        runs["bertopic"].append({"seed": seed, **bertopic_fit(mix, first_user, max(1, n_top), seed, embedder.model)[0]})
+    out = {}
+    for system, rows in runs.items():
+        summary: dict[str, Any] = {"seeds": seeds}
+        for metric in ("top_ari", "top_nmi", "base_ari", "base_nmi", "noise_share", "top_nodes", "base_clusters"):
+            values = np.array([r[metric] for r in rows], dtype=float)
+            summary[f"{metric}_mean"], summary[f"{metric}_sd"] = float(values.mean()), float(values.std())
+        summary["per_seed"] = rows
+        out[system] = summary
+    return out
 
 
 def compare_fields(mix: pl.DataFrame, facets: pl.DataFrame, ok: np.ndarray, embedder, seed: int) -> dict[str, dict]:
@@ -461,43 +566,166 @@ def compare_fields(mix: pl.DataFrame, facets: pl.DataFrame, ok: np.ndarray, embe
     return out
 
 
+# Tuning split: mixes drawn with other seeds, minus every conversation of the reported mix.
+TUNE_MIXES = ((170, 1), (330, 1), (660, 2))
+TUNE_SEEDS = (0, 1, 2, 3)
+TUNE_REDUCERS = ((10, 5), (15, 5), (30, 5), (10, 10), (15, 10))  # UMAP (n_neighbors, n_components)
+TUNE_FRACTIONS = (0.01, 0.015, 0.02, 0.03, 0.04)
+TUNE_MIN_SAMPLES = (2, 3, None)  # None: HDBSCAN's min_samples = min_cluster_size
+TUNE_METHODS = ("eom", "leaf")
+TUNE_TOP_NODES = (2, 3, 4, 6, 8, 10)  # fixed top-level sizes compared with the hierarchy's rule
+
+
+class _Precomputed:
+    """A reducer that returns coordinates computed once (one UMAP fit serves many HDBSCAN settings)."""
+
+    def __init__(self, reduced: np.ndarray):
+        self.reduced = reduced
+
+    def fit_transform(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
+        return self.reduced
+
+
+def run_tuning(exclude: list[str]) -> dict:
+    """Base-clustering parameters scored on the tuning split (never on the reported mix).
+
+    Every UMAP setting in ``TUNE_REDUCERS`` and HDBSCAN setting (fraction of the
+    day for ``min_cluster_size``, ``min_samples``, selection method), over
+    ``TUNE_SEEDS``, on each tuning mix. The tuning split is embedded on the first
+    user turn: its facets would take hours of LLM time. Settings are ranked by the
+    mean over mixes and seeds of the top level's (ARI + NMI) / 2, the score the
+    issue asks Lookout to win on. For the best setting, ``top_count`` scores the
+    hierarchy's rule for the top level's size against fixed sizes.
+    """
+    from sklearn.cluster import HDBSCAN
+
+    from clustering.cluster import ClusterParams, cluster_embeddings, default_reducer
+    from clustering.embed import SentenceTransformerEmbedder, embed_text
+
+    embedder = SentenceTransformerEmbedder()
+    rows = []
+    sizes = []
+    runs: dict[tuple, list[tuple[pl.DataFrame, np.ndarray, np.ndarray]]] = defaultdict(list)
+    for n, mix_seed in TUNE_MIXES:
+        mix = load_mix(n, mix_seed).filter(~pl.col("conversation_id").is_in(exclude))
+        sizes.append(len(mix))
+        vectors = embedder.encode(embed_text(mix, "first_user"))
+        ok = np.ones(len(mix), dtype=bool)
+        for (neighbors, components), seed in itertools.product(TUNE_REDUCERS, TUNE_SEEDS):
+            base = ClusterParams(n_neighbors=neighbors, n_components=components, seed=seed)
+            reduced = _Precomputed(np.asarray(default_reducer(len(vectors), base).fit_transform(vectors)))
+            for fraction, min_samples, method in itertools.product(TUNE_FRACTIONS, TUNE_MIN_SAMPLES, TUNE_METHODS):
+                params = replace(base, min_cluster_fraction=fraction, min_samples=min_samples)
+                clusterer = HDBSCAN(
+                    min_cluster_size=params.cluster_size_for(len(vectors)),
+                    min_samples=min_samples,
+                    cluster_selection_method=method,
+                    copy=True,
+                )
+                labels = cluster_embeddings(vectors, params, reducer=reduced, clusterer=clusterer).labels
+                scores, _ = structure_scores(mix, vectors, ok, labels)
+                runs[(neighbors, components, fraction, min_samples, method)].append((mix, vectors, labels))
+                rows.append(
+                    {
+                        "mix": f"n{len(mix)}-seed{mix_seed}",
+                        "n_neighbors": neighbors,
+                        "n_components": components,
+                        "min_cluster_fraction": fraction,
+                        "min_samples": min_samples,
+                        "method": method,
+                        "seed": seed,
+                        **scores,
+                    }
+                )
+    keys = ["n_neighbors", "n_components", "min_cluster_fraction", "min_samples", "method"]
+    table = (
+        pl.DataFrame(rows)
+        .with_columns(top=(pl.col("top_ari") + pl.col("top_nmi")) / 2)
+        .group_by([*keys, "mix"])
+        .agg(pl.col("top", "top_ari", "top_nmi", "base_ari", "base_nmi", "noise_share", "top_nodes").mean())
+        .group_by(keys)
+        .agg(pl.col("top", "top_ari", "top_nmi", "base_ari", "base_nmi", "noise_share", "top_nodes").mean(), pl.struct("mix", "top").alias("by_mix"))
+        .sort("top", *keys, descending=[True] + [False] * len(keys), nulls_last=True)
+    )
+    defaults = ClusterParams()
+    default_row = table.filter(
+        (pl.col("n_neighbors") == defaults.n_neighbors)
+        & (pl.col("n_components") == defaults.n_components)
+        & (pl.col("min_cluster_fraction") == defaults.min_cluster_fraction)
+        & (pl.col("min_samples") == defaults.min_samples)
+        & (pl.col("method") == "eom")
+    )
+    # The top level's size for the best setting: the hierarchy's rule against fixed counts.
+    best = table.row(0, named=True)
+    top_count: dict[str, float] = {}
+    for top_nodes in (None, *TUNE_TOP_NODES):
+        per_mix: dict[int, list[float]] = defaultdict(list)
+        for mix, vectors, labels in runs[tuple(best[k] for k in keys)]:
+            scores, _ = structure_scores(mix, vectors, np.ones(len(mix), dtype=bool), labels, top_nodes)
+            per_mix[len(mix)].append((scores["top_ari"] + scores["top_nmi"]) / 2)
+        top_count["rule" if top_nodes is None else str(top_nodes)] = float(np.mean([np.mean(v) for v in per_mix.values()]))
+    return {
+        "field": "first_user",
+        "mix_sizes": sizes,
+        "top_count": top_count,
+        "seeds": list(TUNE_SEEDS),
+        "settings": table.height,
+        "best": table.head(10).to_dicts(),
+        "defaults": default_row.to_dicts(),
+        "defaults_rank": int(table.with_row_index().join(default_row.select(keys), on=keys)["index"][0]) + 1 if default_row.height else None,
+    }
+
+
 def build_levels(
-    base: pl.DataFrame, labels: np.ndarray, vectors: np.ndarray, llm, embedder, seed: int, strategy: str = "embedding"
+    base: pl.DataFrame,
+    labels: np.ndarray,
+    vectors: np.ndarray,
+    llm,
+    embedder,
+    seed: int,
+    strategy: str = "embedding",
+    distinct_siblings: bool = True,
 ) -> tuple[pl.DataFrame, np.ndarray]:
     """The hierarchy over the named base clusters (as the asset builds it), and each item's top-level node."""
     from clustering.hierarchy import HierarchyParams, build_hierarchy, top_level_labels
     from clustering.tracking import centroids
 
     _, centres = centroids(vectors, labels)
-    nodes = build_hierarchy(base, llm, embedder, HierarchyParams(seed=seed, strategy=strategy), centres)
+    params = HierarchyParams(seed=seed, strategy=strategy, distinct_siblings=distinct_siblings)
+    nodes = build_hierarchy(base, llm, embedder, params, centres)
     return nodes, top_level_labels(labels, nodes)
+
+
+def bertopic_fit(
+    mix: pl.DataFrame, vectors: np.ndarray, n_top: int, seed: int, embedding_model: Any
+) -> tuple[dict, list[str], np.ndarray]:
+    """BERTopic defaults on the first user turns with their embeddings: scores, keyword labels, topics."""
+    from bertopic import BERTopic
+    from umap import UMAP
+
+    docs = mix["first_user"].to_list()
+    # BERTopic's default UMAP, seeded so the run is reproducible; the embeddings are given.
+    umap_model = UMAP(n_neighbors=15, n_components=5, min_dist=0.0, metric="cosine", low_memory=False, random_state=seed)
+    model = BERTopic(embedding_model=embedding_model, umap_model=umap_model)
+    topics = np.asarray(model.fit_transform(docs, vectors)[0], dtype=np.int64)
+    keywords = [" ".join(w for w, _ in model.get_topic(t)) for t in sorted(set(topics.tolist()) - {-1})]
+    model.reduce_topics(docs, nr_topics=n_top + (1 if -1 in topics else 0))
+    return _scores(mix, topics, np.asarray(model.topics_, dtype=np.int64)), keywords, topics
 
 
 def run_bertopic(mix: pl.DataFrame, n_top: int, seed: int) -> dict:
     """BERTopic defaults, same embedding model, on the raw first user turn."""
-    from bertopic import BERTopic
-    from umap import UMAP
-
     from clustering.embed import SentenceTransformerEmbedder
 
-    docs = mix["first_user"].to_list()
     started = time.perf_counter()
     embedder = SentenceTransformerEmbedder()
-    vectors = embedder.encode(docs)
-    # BERTopic's default UMAP, seeded so the run is reproducible.
-    umap_model = UMAP(n_neighbors=15, n_components=5, min_dist=0.0, metric="cosine", low_memory=False, random_state=seed)
-    model = BERTopic(embedding_model=embedder.model, umap_model=umap_model)
-    topics = np.asarray(model.fit_transform(docs, vectors)[0], dtype=np.int64)
-    base_seconds = time.perf_counter() - started
+    vectors = embedder.encode(mix["first_user"].to_list())
+    scores, keywords, topics = bertopic_fit(mix, vectors, n_top, seed, embedder.model)
+    seconds = time.perf_counter() - started
     ids = sorted(set(topics.tolist()) - {-1})
-    keywords = [" ".join(w for w, _ in model.get_topic(t)) for t in ids]
-    reduce_started = time.perf_counter()
-    model.reduce_topics(docs, nr_topics=n_top + (1 if -1 in topics else 0))
-    top = np.asarray(model.topics_, dtype=np.int64)
-    seconds = base_seconds + time.perf_counter() - reduce_started
     name_vectors = embedder.encode(keywords) if keywords else np.zeros((0, vectors.shape[1]))
     return {
-        **_scores(mix, topics, top),
+        **scores,
         "name_accuracy": name_accuracy(name_vectors, ids, vectors, topics),
         "seconds": seconds,
         "top_level": f"reduce_topics(nr_topics={n_top} + the outlier topic)",
@@ -592,11 +820,23 @@ def _fmt(value: Any) -> str:
 
 def print_table(results: dict) -> None:
     metrics = ["top_ari", "top_nmi", "base_ari", "base_nmi", "noise_share", "name_accuracy", "seconds"]
+    seed = results.get("data", {}).get("seed")
     rows = [
-        [system, *[_fmt(results[system].get(m)) for m in metrics], results[system].get("error", "")[:60]]
+        [
+            system if system == "kura" else f"{system} (seed {seed})",
+            *[_fmt(results[system].get(m)) for m in metrics],
+            results[system].get("error", "")[:60],
+        ]
         for system in ("lookout", "bertopic", "kura")
         if system in results
     ]
+    for system, summary in results.get("over_seeds", {}).items():
+        seeds = summary["seeds"]
+        rows.append(
+            [f"{system} ({len(seeds)} seeds)"]
+            + [_fmt(summary.get(f"{m}_mean")) for m in metrics[:5]]
+            + ["", "", f"mean over seeds {','.join(map(str, seeds))}; top_ari sd {_fmt(summary['top_ari_sd'])}"]
+        )
     rows += [
         [
             f"scale n={s['n']}", "", "", "", "", _fmt(s.get("noise_share")), "", _fmt(s.get("seconds")),
@@ -622,10 +862,13 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=240, help="conversations in the labelled mix")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--field", default="summary_first_user", help="text embedded by Lookout (clustering.embed.EMBED_FIELDS)")
+    parser.add_argument("--seeds", default="0,1,2,3,4", help="clustering seeds for the structure scores over seeds")
     parser.add_argument("--no-clio", action="store_true", help="skip scoring the clio hierarchy strategy (saves its LLM calls)")
     parser.add_argument("--scale", default="10000,100000,1000000", help="synthetic sizes for the scale run")
     parser.add_argument("--scale-limit-s", type=int, default=600, help="wall-clock limit per scale size")
-    parser.add_argument("--parts", default="quality,scale", help="quality, scale or both; one part keeps the other's last results")
+    parser.add_argument(
+        "--parts", default="quality,scale", help="quality, scale, tune (the parameter search); parts not run keep their last results"
+    )
     parser.add_argument("--llm-threads", type=int, default=2, help="llama.cpp threads (1 is faster on a busy machine)")
     parser.add_argument("--facets-only", action="store_true", help="only fill the facet cache")
     parser.add_argument("--scale-child", type=int, help=argparse.SUPPRESS)
@@ -640,7 +883,7 @@ def main() -> None:
         return
     parts = set(args.parts.split(","))
     # A run of one part keeps the other part's results from the previous run.
-    results: dict[str, Any] = json.loads(args.out.read_text(encoding="utf-8")) if args.out.exists() and parts != {"quality", "scale"} else {}
+    results: dict[str, Any] = json.loads(args.out.read_text(encoding="utf-8")) if args.out.exists() else {}
     results.update({"commit": _commit(), "machine": {"platform": platform.platform(), "cpus": os.cpu_count()}})
     if "quality" in parts:
         results["data"] = {
@@ -650,13 +893,18 @@ def main() -> None:
             "coarse_labels": sorted(mix["coarse"].unique().to_list()),
             "fine_labels": mix["fine"].n_unique(),
         }
-        lookout, _ = run_lookout(mix, args.field, args.seed, args.llm_threads, with_clio=not args.no_clio)
+        lookout, _, vectors, ok = run_lookout(mix, args.field, args.seed, args.llm_threads, with_clio=not args.no_clio)
         results["lookout"] = lookout
         try:
             results["bertopic"] = run_bertopic(mix, max(1, lookout["top_nodes"]), args.seed)
         except Exception as exc:  # a baseline that cannot run is reported, not fatal
             results["bertopic"] = {"error": f"{type(exc).__name__}: {exc}"}
         results["kura"] = run_kura()
+        results["over_seeds"] = over_seeds(mix, vectors, ok, [int(s) for s in args.seeds.split(",")])
+    if "tune" in parts:
+        results["tuning"] = run_tuning(mix["conversation_id"].to_list())
+        best = results["tuning"]["best"][0]
+        print(f"tuning: best {best}; defaults rank {results['tuning']['defaults_rank']} of {results['tuning']['settings']}")
     if "scale" in parts:
         results["scale"] = run_scale([int(s) for s in args.scale.split(",") if s], args.seed, args.scale_limit_s)
     args.out.parent.mkdir(parents=True, exist_ok=True)

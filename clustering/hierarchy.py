@@ -25,6 +25,10 @@ assignments scored worse against labelled data than grouping by the data itself
 (see ``benchmarks/clustering.py``). Grouping by centroids is also the fallback
 for a level whose proposals all failed. Names come only from cluster names, never
 from conversations.
+
+Last, once every level's grouping is final, siblings that got the same title
+(case and punctuation ignored) are renamed contrastively
+(``distinct_sibling_titles``); this pass only renames, so no grouping depends on it.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ class HierarchyParams:
     strategy: str = "embedding"
     assign_candidates: int = 4
     max_attempts: int = 3
+    distinct_siblings: bool = True
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -184,6 +189,28 @@ def _ward_groups(vectors: np.ndarray, k: int) -> np.ndarray:
     return AgglomerativeClustering(n_clusters=k, linkage="ward").fit_predict(vectors)
 
 
+def centroid_levels(base_vectors: np.ndarray, sizes: Sequence[int]) -> list[np.ndarray]:
+    """The ``embedding`` strategy's grouping, level by level, from base centroids alone.
+
+    ``sizes`` are the target node counts per level, base first (``HierarchyParams.level_sizes``).
+    Each level up groups the level below by Ward clustering of unit vectors; a
+    parent's vector is the unit mean of its children's. Returns one array per
+    level but the top: each of that level's nodes' parent index. Names play
+    no part: this is the grouping ``HierarchyBuilder.build`` makes with the
+    ``embedding`` strategy and centroids, so its levels can be scored without
+    naming anything.
+    """
+    vectors = _unit(np.asarray(base_vectors, dtype=float))
+    if not len(vectors):
+        return [np.zeros(0, dtype=np.int64) for _ in sizes[1:]]
+    out = []
+    for target in sizes[1:]:
+        grouping = _ward_groups(vectors, target)
+        out.append(grouping)
+        vectors = _unit(np.stack([vectors[grouping == g].mean(axis=0) for g in range(int(grouping.max()) + 1)]))
+    return out
+
+
 def _neighbourhoods(vectors: np.ndarray, size: int, seed: int) -> np.ndarray:
     """Split children into neighbourhoods of about ``size`` by k-means."""
     k = math.ceil(len(vectors) / size)
@@ -245,6 +272,136 @@ def _keyword_parent_names(titles: list[str], parent: np.ndarray, ids: list[int])
         inside = [titles[i] for i in np.flatnonzero(parent == p)]
         out.append((by_id[p], f"Groups such as: {'; '.join(inside[:3])}."[:300]))
     return out
+
+
+DISTINCT_SYSTEM = """\
+You rename a category in an aggregate usage report. Another category under the same \
+parent has the same title, so this title must change. You see what this category \
+covers and, for contrast, what the other category with that title covers. Write a \
+new title that fits this category and tells it apart from the other one, and a \
+one-sentence description. No names, places or other specific details. Answer with \
+a JSON object with "title" (2 to 8 words) and "description"."""
+
+
+def _sibling_request(title: str, description: str, inside: list[str], others: list[tuple[str, list[str]]]) -> JsonRequest:
+    """The contrastive rename request for one node whose title a sibling shares."""
+    user = f"Current title: {title}\nThis category: {description}"
+    if inside:
+        user += "\nIt contains:\n" + "\n".join(f"- {t}" for t in inside[:8])
+    user += "\n\nThe other category with this title (not this one):"
+    for other_description, other_inside in others[:3]:
+        user += f"\n- {other_description}"
+        if other_inside:
+            user += " It contains: " + "; ".join(other_inside[:4]) + "."
+    user += "\n\nWrite the new title and description."
+    messages = [{"role": "system", "content": DISTINCT_SYSTEM}, {"role": "user", "content": user}]
+    return JsonRequest(messages, NAME_SCHEMA, 120)
+
+
+def _distinct_keywords(documents: list[str], title: str, count: int = 2) -> list[list[str]]:
+    """Per document, its ``count`` most distinctive words among ``documents`` (c-TF-IDF) not already in ``title``."""
+    from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
+
+    from clustering.naming import _STOP_WORDS
+
+    in_title = set(re.findall(r"[a-z0-9]+", title.lower()))
+    vectorizer = CountVectorizer(stop_words=["user", "users", "ask", "asked", "asks", "help", *_STOP_WORDS, *in_title])
+    try:
+        weights = TfidfTransformer().fit_transform(vectorizer.fit_transform(documents)).toarray()
+    except ValueError:  # nothing but stop words
+        return [[] for _ in documents]
+    vocabulary = vectorizer.get_feature_names_out()
+    # A word every document shares does not tell them apart.
+    shared = (weights > 0).all(axis=0)
+    out = []
+    for row in weights:
+        order = np.argsort(-row, kind="stable")
+        out.append([str(vocabulary[j]) for j in order if row[j] > 0 and not shared[j]][:count])
+    return out
+
+
+def distinct_sibling_titles(nodes: pl.DataFrame, llm: LLM, max_attempts: int = 3) -> pl.DataFrame:
+    """Rename nodes whose title a sibling shares, without changing any grouping.
+
+    Siblings are nodes with the same parent (top-level nodes are siblings of each
+    other). Titles are compared loosely (case and punctuation ignored). Every node
+    of a set of siblings sharing a title is renamed by the LLM, with the others of
+    the set as contrast: what each covers is its description and its children's
+    titles. An answer is accepted only if its title differs from every sibling's
+    current title and from its own children's; retried otherwise. Where no attempt
+    is accepted, or two answers collide, the node keeps its title followed by its
+    most distinctive words among the set (c-TF-IDF over description and children's
+    titles), source ``keywords``; where even those words are the same, the first
+    keeps its title and the others get a number. Only ``title``, ``description``
+    and ``name_source`` change.
+
+    Args:
+        nodes: the hierarchy's nodes (``HierarchyBuilder.build`` output).
+        llm: the namer's LLM.
+        max_attempts: attempts per rename request.
+
+    Returns:
+        ``nodes`` with sibling titles distinct, rows and order unchanged.
+    """
+    if not len(nodes):
+        return nodes
+    ids = nodes["cluster_id"].to_list()
+    parents = nodes["parent_id"].to_list()
+    levels = nodes["level"].to_list()
+    titles = nodes["title"].to_list()
+    descriptions = nodes["description"].to_list()
+    sources = nodes["name_source"].to_list()
+    children: dict[int, list[str]] = {}
+    for parent, title in zip(parents, titles, strict=True):
+        if parent is not None:
+            children.setdefault(parent, []).append(title)
+    siblings: dict[tuple[int, int | None], list[int]] = {}
+    for i, (level, parent) in enumerate(zip(levels, parents, strict=True)):
+        siblings.setdefault((level, parent), []).append(i)
+    duplicates: list[tuple[list[int], list[int]]] = []  # (all siblings, those sharing one title)
+    for members in siblings.values():
+        by_key: dict[str, list[int]] = {}
+        for i in members:
+            by_key.setdefault(_title_key(titles[i]), []).append(i)
+        duplicates += [(members, same) for same in by_key.values() if len(same) > 1]
+    if not duplicates:
+        return nodes
+    targets, requests, forbidden = [], [], []
+    for members, same in duplicates:
+        for i in same:
+            inside = children.get(ids[i], [])
+            others = [(descriptions[j], children.get(ids[j], [])) for j in same if j != i]
+            requests.append(_sibling_request(titles[i], descriptions[i], inside, others))
+            targets.append(i)
+            taken = {_title_key(titles[j]) for j in members}
+            forbidden.append(taken | ({_title_key(t) for t in inside} if len(inside) > 1 else set()))
+    answers = _generate_accepted(llm, requests, ClusterName, max_attempts, lambda k, name: _title_key(name.title) not in forbidden[k])
+    answer_of = dict(zip(targets, answers, strict=True))
+    new_titles, new_descriptions, new_sources = list(titles), list(descriptions), list(sources)
+    renamed: set[int] = set()
+    for members, same in duplicates:
+        # Titles to avoid: siblings that are not renamed, and those renamed already.
+        used = {_title_key(new_titles[j]) for j in members if j not in answer_of or j in renamed}
+        documents = [" ".join([descriptions[i], *children.get(ids[i], [])]) for i in same]
+        keywords = _distinct_keywords(documents, titles[same[0]])
+        for i, words in zip(same, keywords, strict=True):
+            answer = answer_of[i]
+            if isinstance(answer, ClusterName) and _title_key(answer.title) not in used:
+                new_titles[i], new_descriptions[i], new_sources[i] = answer.title, answer.description, "llm"
+            else:
+                title = f"{titles[i]}: {', '.join(words)}" if words else titles[i]
+                number = 2
+                while _title_key(title) in used:
+                    title, number = f"{titles[i]} ({number})", number + 1
+                if title != titles[i]:
+                    new_titles[i], new_sources[i] = title, "keywords"
+            used.add(_title_key(new_titles[i]))
+            renamed.add(i)
+    return nodes.with_columns(
+        pl.Series("title", new_titles, dtype=pl.Utf8),
+        pl.Series("description", new_descriptions, dtype=pl.Utf8),
+        pl.Series("name_source", new_sources, dtype=pl.Utf8),
+    )
 
 
 class HierarchyBuilder:
@@ -422,6 +579,7 @@ class HierarchyBuilder:
                 if self.params.strategy == "clio" and target < len(level_ids):
                     grouping = self._group_clio(titles, descriptions, vectors, target)
                 if grouping is None:
+                    # One step of centroid_levels (the whole grouping when no level used the LLM's).
                     grouping = _ward_groups(data_vectors if data_vectors is not None else vectors, target)
                 parent_names = self._rename(titles, descriptions, sources, grouping, vectors)
                 parents = [next_id + int(g) for g in grouping]
@@ -441,7 +599,7 @@ class HierarchyBuilder:
             descriptions = [n[1] for n in parent_names]
             sources = [n[2] for n in parent_names]
             next_id += len(parent_names)
-        return pl.DataFrame(
+        nodes = pl.DataFrame(
             rows,
             schema={
                 "cluster_id": pl.Int64,
@@ -452,6 +610,10 @@ class HierarchyBuilder:
                 "name_source": pl.Utf8,
             },
         )
+        # Grouping is final here: the pass below only renames.
+        if self.params.distinct_siblings:
+            nodes = distinct_sibling_titles(nodes, self.llm, self.params.max_attempts)
+        return nodes
 
 
 def build_hierarchy(

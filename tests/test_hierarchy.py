@@ -13,6 +13,8 @@ from clustering.hierarchy import (
     HierarchyBuilder,
     HierarchyParams,
     ancestors,
+    centroid_levels,
+    distinct_sibling_titles,
     membership,
     top_level_labels,
 )
@@ -131,8 +133,10 @@ def test_hierarchy_groups_related_clusters(embedder, strategy):
         assert len({top_of[b] for b in members}) == 1, f"all {topic} clusters share one top node"
     assert len(set(top_of.values())) == 3
     mids = nodes.filter(pl.col("level") == 1)
-    assert set(mids["title"]) <= {p[0] for p in PARENTS.values()}
-    assert set(mids["name_source"]) == {"llm"}
+    # Mids of one topic are named alike; siblings among them are then told apart.
+    assert all(any(t.startswith(p[0]) for p in PARENTS.values()) for t in mids["title"])
+    for _, group in mids.group_by("parent_id"):
+        assert group["title"].str.to_lowercase().n_unique() == group.height, "sibling titles are distinct"
     # The double names every parent after its topic, so a top node with several
     # children would copy their title: rejected, it gets a keyword name instead.
     tops = nodes.filter(pl.col("level") == 2).join(
@@ -280,7 +284,8 @@ class CopyingLLM(LLM):
 def test_parent_title_never_copies_a_child_title(embedder, copies, source):
     base, _ = base_frame()
     llm = CopyingLLM(copies)
-    params = HierarchyParams(levels=2, top_min=3, top_max=3, branching=4.0, max_attempts=3)
+    # The double may name two parents alike; the sibling pass (tested below) is off to see the renames alone.
+    params = HierarchyParams(levels=2, top_min=3, top_max=3, branching=4.0, max_attempts=3, distinct_siblings=False)
     nodes = HierarchyBuilder(llm, embedder, params).build(base)
     tops = nodes.filter(pl.col("level") == 1)
     assert tops.height == 3
@@ -292,3 +297,127 @@ def test_parent_title_never_copies_a_child_title(embedder, copies, source):
         # The fallback is the parent's distinctive words, not any child's sentence.
         for title in tops["title"]:
             assert " / " in title or len(title.split()) <= 4
+
+
+def sibling_nodes() -> pl.DataFrame:
+    """A 3-level tree: two top nodes titled alike, two base siblings titled alike, one distinct sibling."""
+    rows = [
+        # cluster_id, level, parent_id, title, description
+        (0, 0, 5, "Fix Python errors", "Users debug failing Python scripts."),
+        (1, 0, 5, "Fix Python errors", "Users fix slow pandas dataframe joins."),
+        (2, 0, 5, "Plan weekly meals", "Users plan vegetarian meals for the week."),
+        (3, 0, 6, "Book train trips", "Users book train journeys abroad."),
+        (4, 0, 6, "Pack for flights", "Users pack luggage for long flights."),
+        (5, 1, 7, "Help with everyday tasks", "Users get help with code and food."),
+        (6, 1, 8, "Help with everyday tasks", "Users get help with travel."),
+        (7, 2, None, "Support daily life", "Users ask for help with code and food."),
+        (8, 2, None, "support daily life!", "Users ask about travel plans."),
+    ]
+    return pl.DataFrame(
+        {k: [r[j] for r in rows] for j, k in enumerate(["cluster_id", "level", "parent_id", "title", "description"])},
+        schema={"cluster_id": pl.Int64, "level": pl.Int64, "parent_id": pl.Int64, "title": pl.Utf8, "description": pl.Utf8},
+    ).with_columns(name_source=pl.lit("llm"))
+
+
+class ContentLLM(LLM):
+    """Test double for sibling renames.
+
+    ``mode`` ``ok`` names each node after two words of its own description, ``copy``
+    answers with the current title, ``same`` gives every node one title, ``fail`` raises.
+    """
+
+    model_id = "test:content"
+
+    def __init__(self, mode: str):
+        self.mode = mode
+        self.prompts: list[str] = []
+
+    def generate_json(self, request):
+        prompt = request.messages[-1]["content"]
+        self.prompts.append(prompt)
+        current = prompt.split("\n")[0].removeprefix("Current title: ")
+        if self.mode == "fail":
+            raise LLMError("server down")
+        if self.mode == "copy":
+            return json.dumps({"title": current, "description": "The same as before, once more."})
+        if self.mode == "same":
+            return json.dumps({"title": "Assorted requests", "description": "Requests of several kinds."})
+        own = prompt.split("The other category")[0].split("This category: ")[1].split()
+        return json.dumps({"title": f"Topic {own[2]} {own[3]}", "description": f"Requests about {own[2]} {own[3]}."})
+
+
+def sibling_keys(nodes: pl.DataFrame) -> None:
+    for _, group in nodes.group_by("level", "parent_id"):
+        keys = [" ".join(t.lower().replace("!", "").split()) for t in group["title"]]
+        assert len(set(keys)) == len(keys), f"sibling titles repeat: {keys}"
+
+
+@pytest.mark.parametrize(
+    ("mode", "sources"),
+    [("ok", {"llm"}), ("copy", {"keywords"}), ("fail", {"keywords"}), ("same", {"llm", "keywords"})],
+)
+def test_sibling_titles_are_made_distinct_without_regrouping(mode, sources):
+    nodes = sibling_nodes()
+    llm = ContentLLM(mode)
+    out = distinct_sibling_titles(nodes, llm, max_attempts=2)
+    assert out.select("cluster_id", "level", "parent_id").equals(nodes.select("cluster_id", "level", "parent_id"))
+    sibling_keys(out)
+    changed = out.filter(pl.col("title") != nodes["title"])
+    assert sorted(changed["cluster_id"]) == [0, 1, 7, 8]
+    # Titles nobody shared are kept (5 and 6 are alike but have different parents).
+    kept = [2, 3, 4, 5, 6]
+    assert out.filter(pl.col("cluster_id").is_in(kept)).equals(nodes.filter(pl.col("cluster_id").is_in(kept)))
+    assert set(changed["name_source"]) == sources
+    # Each node is asked with the other one of its title as contrast.
+    asked = [p for p in llm.prompts if "Current title: Fix Python errors" in p]
+    assert any("slow pandas" in p.split("The other category")[1] for p in asked)
+    assert len(llm.prompts) == (4 if mode in ("ok", "same") else 8), "rejected and failed answers are retried"
+    if mode in ("copy", "fail"):
+        # The fallback keeps the title and adds the node's own distinctive words.
+        for node in (0, 1):
+            title = out.filter(pl.col("cluster_id") == node)["title"][0]
+            own, other = (set(nodes["description"][k].lower().rstrip(".").split()) for k in (node, 1 - node))
+            words = set(title.removeprefix("Fix Python errors: ").split(", "))
+            assert title.startswith("Fix Python errors: ") and words <= own - other
+
+
+def test_identical_siblings_get_numbers():
+    nodes = sibling_nodes().with_columns(description=pl.lit("Users ask for the same thing."))
+    out = distinct_sibling_titles(nodes.filter(pl.col("level") == 2), ContentLLM("fail"), max_attempts=1)
+    assert out["title"].to_list() == ["Support daily life", "support daily life! (2)"]
+    sibling_keys(out)
+
+
+def test_sibling_pass_never_changes_the_grouping(embedder):
+    """Build with and without the pass: same tree; only names differ."""
+    base, _ = base_frame()
+    base = base.with_columns(title=pl.lit("Help with requests"))  # every base title alike
+    rng = np.random.default_rng(1)
+    anchors = rng.normal(size=(3, 16))
+    vectors = np.stack([anchors[i % 3] + 0.01 * rng.normal(size=16) for i in range(len(base))])
+    params = HierarchyParams(top_min=3, top_max=3, branching=2.0)
+    with_pass = HierarchyBuilder(TopicLLM(), embedder, params).build(base, vectors)
+    without = HierarchyBuilder(TopicLLM(), embedder, HierarchyParams(top_min=3, top_max=3, branching=2.0, distinct_siblings=False)).build(base, vectors)
+    shape = ["cluster_id", "level", "parent_id"]
+    assert with_pass.select(shape).equals(without.select(shape))
+    sibling_keys(with_pass)
+    repeats = without.filter(pl.col("level") == 0).group_by("parent_id").agg(pl.col("title").n_unique() < pl.len())
+    assert repeats["title"].any(), "the case exercises repeated sibling titles"
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_centroid_levels_is_the_embedding_strategys_grouping(embedder, seed):
+    """Scoring levels without names (the benchmark over seeds) sees the tree ``build`` makes."""
+    base, _ = base_frame()
+    vectors = np.random.default_rng(seed).normal(size=(len(base), 16))
+    params = HierarchyParams(top_min=3, top_max=3, branching=2.0)
+    nodes = HierarchyBuilder(TopicLLM(), embedder, params).build(base, vectors)
+    groupings = centroid_levels(vectors, params.level_sizes(len(base)))
+    assert [len(g) for g in groupings] == [12, 6]
+    node = np.arange(len(base))
+    links = ancestors(nodes)
+    for level, grouping in enumerate(groupings, start=1):
+        node = grouping[node]
+        built = links.filter(pl.col("level") == level).sort("base_id")["cluster_id"].to_numpy()
+        # Same partition of the base clusters at every level (ids differ by an offset).
+        assert len(set(zip(node.tolist(), built.tolist(), strict=True))) == len(set(built.tolist())) == len(set(node.tolist()))
