@@ -54,6 +54,7 @@ bench: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m benchmarks.pipeline
 	$(PY) -m benchmarks.facets
 	$(PY) -m benchmarks.clustering
+	$(PY) -m benchmarks.embedders
 	$(PY) -m benchmarks.privacy
 	$(PY) -m benchmarks.flagging
 	$(PY) -m benchmarks.scale

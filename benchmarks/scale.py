@@ -7,7 +7,7 @@ RSS is its own and a slow run is recorded as a timeout instead of hanging.
 Stages: ``ingest_redact`` (the Beam job, FnApiRunner in-process and DirectRunner
 multi-processing with 2 workers), ``embed`` (what the pipeline embeds by default:
 a summary-like sentence plus the first user turn; the default onnxruntime
-runtime, its int8 option, and plain sentence-transformers as the baseline up to
+int8, its fp32 option, and plain sentence-transformers as the baseline up to
 ``--embed_baseline_max_n``), ``cluster``, ``gate`` (thresholds plus hierarchy
 membership on synthetic nodes) and ``report`` (report tables).
 The LLM stage is measured separately as tokens/s of the CPU engine on a handful
@@ -15,7 +15,7 @@ of facet requests. A ``capacity`` section turns the measurements into the
 hardware a 1M-conversations-a-day deployment needs.
 
     python -m benchmarks.scale [--sizes 1000,10000,100000] [--modes in_process,multi_processing]
-        [--embed_modes onnxruntime-fp32,onnxruntime-int8,sentence-transformers] [--embed_baseline_max_n 10000]
+        [--embed_modes onnxruntime-int8,onnxruntime-fp32,sentence-transformers] [--embed_baseline_max_n 10000]
         [--time_limit 1200] [--skip 100000] [--llm_requests 5] [--out benchmarks/results/scale.json] [--merge]
 """
 
@@ -41,8 +41,8 @@ BEAM_STAGE = "ingest_redact"
 MODES = ("in_process", "multi_processing")
 # Embedder runtimes for the embed stage (the row's mode): the default, int8, and the
 # plain sentence-transformers baseline.
-EMBED_MODES = ("onnxruntime-fp32", "onnxruntime-int8", "sentence-transformers")
-DEFAULT_EMBED_MODE = "onnxruntime-fp32"
+EMBED_MODES = ("onnxruntime-int8", "onnxruntime-fp32", "sentence-transformers")
+DEFAULT_EMBED_MODE = "onnxruntime-int8"
 STAGES = (BEAM_STAGE, "embed", "cluster", "gate", "report")
 CONVERSATIONS_PER_DAY = 1_000_000
 
