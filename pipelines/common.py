@@ -50,6 +50,8 @@ FACETS_SCHEMA = pa.schema(
         ("task", pa.string()),
         ("topic", pa.string()),
         ("concerning", pa.int64()),
+        ("concern_score", pa.float64()),
+        ("concern_score_source", pa.string()),
         ("categories", pa.list_(pa.string())),
         ("language", pa.string()),
         ("turns", pa.int64()),

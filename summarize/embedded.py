@@ -16,7 +16,9 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from summarize.llm import LLM, JsonRequest, LLMError
+import numpy as np
+
+from summarize.llm import LLM, JsonRequest, LLMError, ProbedJson, normalise_logprobs, value_prefix
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +135,17 @@ def resolve_model_path(model: str) -> tuple[str, Path]:
 
 
 class EmbeddedLLM(LLM):
-    """llama.cpp on the CPU with grammar-constrained JSON output."""
+    """llama.cpp on the CPU with grammar-constrained JSON output.
+
+    Value probabilities (``JsonRequest.probe_field``) are read without
+    ``logits_all`` (which would keep a vocabulary-sized row per context position,
+    about 2.5 GB at this context): after the answer is generated, the prompt plus
+    the answer up to ``"field": `` is evaluated again, reusing the KV cache of
+    the common token prefix (usually all of it, so one token is decoded), and
+    only the last position's logits are read.
+    """
+
+    supports_value_probs = True
 
     def __init__(
         self,
@@ -170,9 +182,49 @@ class EmbeddedLLM(LLM):
                     seed=self.seed + request.attempt,
                     repeat_penalty=1.1,
                 )
+                choice = out["choices"][0]  # type: ignore[index]
+                if choice.get("finish_reason") == "length":
+                    raise LLMError(f"output hit max_tokens={request.max_tokens} before the JSON object closed")
+                text = choice["message"]["content"] or ""
+                if not request.probe_field:
+                    return text
+                try:
+                    probs = self._value_probs(out["usage"]["prompt_tokens"], text, request)  # type: ignore[index]
+                except (LLMError, ValueError) as exc:  # the answer stands; its score falls back to the integer
+                    log.warning("no value probabilities for %r: %s", request.probe_field, exc)
+                    probs = None
+                return ProbedJson(text, probs)
         except ValueError as exc:  # e.g. prompt longer than the context window
             raise LLMError(f"llama.cpp rejected the request: {exc}") from None
-        choice = out["choices"][0]  # type: ignore[index]
-        if choice.get("finish_reason") == "length":
-            raise LLMError(f"output hit max_tokens={request.max_tokens} before the JSON object closed")
-        return choice["message"]["content"] or ""
+
+    def _value_token_ids(self, values: tuple[int, ...]) -> dict[int, int]:
+        ids = {}
+        for value in values:
+            tokens = self._llama.tokenize(str(value).encode(), add_bos=False, special=False)
+            if len(tokens) != 1:
+                raise LLMError(f"value {value} is not a single token for this model")
+            ids[value] = tokens[0]
+        return ids
+
+    def _value_probs(self, prompt_tokens: int, text: str, request: JsonRequest) -> dict[int, float] | None:
+        """The probed field's value distribution for the answer just generated (lock held).
+
+        Relies on the llama state left by the generation: ``input_ids[:n_tokens]``
+        are the prompt's tokens followed by the evaluated answer tokens.
+        """
+        prefix = value_prefix(text, request.probe_field)
+        if prefix is None:
+            return None
+        llama = self._llama
+        cached = llama.input_ids[: llama.n_tokens].tolist()
+        tokens = cached[:prompt_tokens] + llama.tokenize(prefix.encode("utf-8"), add_bos=False, special=False)
+        common = 0
+        for a, b in zip(cached, tokens, strict=False):
+            if a != b:
+                break
+            common += 1
+        llama.n_tokens = min(common, len(tokens) - 1)  # decode at least the last token for fresh logits
+        llama.eval(tokens[llama.n_tokens :])  # drops the KV cache past n_tokens first
+        logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),))
+        ids = self._value_token_ids(request.probe_values)
+        return normalise_logprobs({value: float(logits[i]) for value, i in ids.items()})

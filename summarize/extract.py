@@ -10,15 +10,18 @@ from functools import lru_cache
 from typing import Any
 
 from summarize.facets import (
+    CONCERN_FIELD,
+    CONCERN_VALUES,
     PROMPT_VERSION,
     FacetOutput,
     FacetValidationError,
     build_prompt,
+    concern_score,
     facet_schema,
     parse_facets,
     render_transcript,
 )
-from summarize.llm import LLM, JsonRequest, LLMError
+from summarize.llm import LLM, JsonRequest, LLMError, ProbedJson
 from summarize.taxonomy import Taxonomy
 
 
@@ -67,7 +70,15 @@ def detect_language(text: str) -> str:
 
 
 class FacetExtractor:
-    """Extracts validated facets from redacted conversations with an LLM."""
+    """Extracts validated facets from redacted conversations with an LLM.
+
+    Every row has the validated integer ``concerning`` and a float
+    ``concern_score`` in [1, 5]: the expected concern under the model's
+    next-token distribution over 1-5 where the value is written, when the
+    backend can read it (``concern_score_source = "token_probs"``); else
+    ``float(concerning)`` (``"integer"``). The float ranks conversations
+    without the integer's ties.
+    """
 
     def __init__(
         self,
@@ -95,6 +106,8 @@ class FacetExtractor:
             self.max_tokens,
             temperature=0.0 if attempt == 0 else self.retry_temperature,
             attempt=attempt,
+            probe_field=CONCERN_FIELD,  # ignored by backends without value probabilities
+            probe_values=CONCERN_VALUES,
         )
 
     def extract_many(
@@ -102,6 +115,7 @@ class FacetExtractor:
     ) -> list[dict[str, Any] | FacetFailure]:
         """Facet rows (or failures) for redacted conversation rows, in order."""
         results: list[FacetOutput | None] = [None] * len(conversations)
+        probs: list[dict[int, float] | None] = [None] * len(conversations)
         errors: list[str] = [""] * len(conversations)
         pending = list(range(len(conversations)))
         attempt = 0
@@ -116,25 +130,31 @@ class FacetExtractor:
                     continue
                 try:
                     results[i] = parse_facets(answer, self.taxonomy)
+                    probs[i] = answer.value_probs if isinstance(answer, ProbedJson) else None
                 except FacetValidationError as exc:
                     errors[i] = f"invalid model output: {exc}"
                     retry.append(i)
             pending = retry
         out: list[dict[str, Any] | FacetFailure] = []
-        for conversation, facets, error in zip(conversations, results, errors, strict=True):
+        for conversation, facets, error, dist in zip(conversations, results, errors, probs, strict=True):
             if facets is None:
                 out.append(FacetFailure(conversation["conversation_id"], error, attempt))
             else:
-                out.append(self._row(conversation, facets))
+                out.append(self._row(conversation, facets, dist))
         return out
 
-    def _row(self, conversation: dict[str, Any], facets: FacetOutput) -> dict[str, Any]:
+    def _row(
+        self, conversation: dict[str, Any], facets: FacetOutput, probs: dict[int, float] | None
+    ) -> dict[str, Any]:
         user_text = "\n".join(m["content"] for m in conversation["messages"] if m["role"] == "user")
+        score, source = concern_score(facets.concerning, probs)
         return {
             "conversation_id": conversation["conversation_id"],
             "account": conversation["account"],
             "timestamp": conversation["timestamp"],
             **facets.model_dump(),
+            "concern_score": score,
+            "concern_score_source": source,
             "language": detect_language(user_text),
             "turns": sum(1 for m in conversation["messages"] if m["role"] == "user"),
             "model_id": self.llm.model_id,

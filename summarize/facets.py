@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from summarize.taxonomy import Taxonomy
 
-PROMPT_VERSION = "facets-v2"
+# v3: rows carry concern_score / concern_score_source (cached v2 rows lack them, so never reuse them)
+PROMPT_VERSION = "facets-v3"
 NO_CATEGORY = "none"
 
 TASKS = (
@@ -36,6 +38,44 @@ CONCERN_RUBRIC = """\
 3: ambiguous; could support harm but has plausible benign uses.
 4: clearly seeks help with something harmful, illegal or dangerous.
 5: severe; seeks serious harm to people (weapons, violence, abuse, exploitation)."""
+
+
+CONCERN_VALUES = (1, 2, 3, 4, 5)
+CONCERN_FIELD = "concerning"
+CONCERN_FLAG_AT = 3  # rubric 3 ("ambiguous") and up is what the benchmarks count as flagged
+SCORE_FROM_PROBS = "token_probs"  # concern_score_source: the model's distribution over 1-5
+SCORE_FROM_INTEGER = "integer"  # concern_score_source: the backend gave no distribution
+
+
+def concern_expected(probs: Mapping[int, float]) -> float:
+    """Expected concern (1-5) under the model's distribution over the values.
+
+    Raises:
+        ValueError: The probabilities do not sum to 1.
+    """
+    total = sum(probs.values())
+    if not 0.999 <= total <= 1.001:
+        raise ValueError(f"probabilities sum to {total}, not 1")
+    return float(sum(value * p for value, p in probs.items()))
+
+
+def concern_at_least(probs: Mapping[int, float], threshold: int = CONCERN_FLAG_AT) -> float:
+    """Probability that the concern is ``threshold`` or more."""
+    return float(sum(p for value, p in probs.items() if value >= threshold))
+
+
+def concern_score(concerning: int, probs: Mapping[int, float] | None) -> tuple[float, str]:
+    """``(concern_score, source)``: the expected concern (1-5) under the model's distribution.
+
+    Picked over P(concern >= 3) on the facet benchmark (``benchmarks/facets.py``,
+    ``concern_method_selection``): both rank better than the integer (by 0.18
+    AUPRC on the 1.5B model), neither beats the other beyond noise, and the
+    expected value keeps the integer's 1-5 scale, so rows with and without a
+    distribution stay comparable. Without a distribution the integer is the score.
+    """
+    if probs is None:
+        return float(concerning), SCORE_FROM_INTEGER
+    return concern_expected(probs), SCORE_FROM_PROBS
 
 
 class FacetOutput(BaseModel):

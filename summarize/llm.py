@@ -8,6 +8,14 @@ Backends:
   run on the CPU with llama.cpp and grammar-constrained decoding (the default).
 * ``VLLMServerLLM``: a client of a vLLM server's OpenAI-compatible API with
   structured outputs, many requests in flight, retries and a timeout.
+
+Optional capability, value probabilities: a request may name a ``probe_field``,
+a top-level JSON field whose value is one digit (the facets' ``concerning``).
+A backend with ``supports_value_probs`` then returns a ``ProbedJson`` (a ``str``,
+so callers and wrappers that only want the text are unaffected) whose
+``value_probs`` is the model's next-token distribution over the digits at the
+position where that value is written, renormalised over the digits; ``None``
+where it could not be read (for example a server that returns no logprobs).
 """
 
 from __future__ import annotations
@@ -15,7 +23,9 @@ from __future__ import annotations
 import abc
 import json
 import logging
+import math
 import os
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -24,6 +34,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, TypeVar
 
 import httpx
+import numpy as np
 from pydantic import BaseModel, ValidationError
 
 log = logging.getLogger(__name__)
@@ -45,12 +56,56 @@ class JsonRequest:
     max_tokens: int = 256
     temperature: float = 0.0
     attempt: int = 0  # retries sample with a different seed
+    probe_field: str = ""  # a one-digit field whose value distribution is wanted (see ProbedJson)
+    probe_values: tuple[int, ...] = (1, 2, 3, 4, 5)
+
+
+class ProbedJson(str):
+    """JSON text plus the model's distribution over the probed field's digit values.
+
+    ``value_probs`` maps each of the request's ``probe_values`` to its probability
+    (summing to 1), or is ``None`` when the backend could not read it for this answer.
+    """
+
+    value_probs: dict[int, float] | None
+
+    def __new__(cls, text: str, value_probs: dict[int, float] | None = None) -> ProbedJson:
+        """Wrap ``text`` with its value distribution."""
+        obj = super().__new__(cls, text)
+        obj.value_probs = value_probs
+        return obj
+
+
+def value_prefix(text: str, field: str) -> str | None:
+    """``text`` up to and including ``"field": `` when a single digit follows; else None.
+
+    This is where the model chose the field's value: the distribution of the next
+    token there is the model's belief over the values.
+    """
+    match = re.search(rf'"{re.escape(field)}"\s*:\s*(?=\d(?!\d))', text)
+    return text[: match.end()] if match else None
+
+
+def normalise_logprobs(logprobs: dict[int, float]) -> dict[int, float]:
+    """Softmax over the given values' log-probabilities (or logits); missing values get 0.
+
+    Raises:
+        ValueError: ``logprobs`` is empty or has no finite entry.
+    """
+    finite = {k: v for k, v in logprobs.items() if np.isfinite(v)}
+    if not finite:
+        raise ValueError("no finite log-probability to normalise")
+    top = max(finite.values())
+    weights = {k: float(np.exp(v - top)) for k, v in finite.items()}
+    total = sum(weights.values())
+    return {k: weights.get(k, 0.0) / total for k in sorted(logprobs)}
 
 
 class LLM(abc.ABC):
     """A chat model that answers with schema-constrained JSON."""
 
     model_id: str
+    supports_value_probs: bool = False  # answers to probe_field requests are ProbedJson
 
     @abc.abstractmethod
     def generate_json(self, request: JsonRequest) -> str:
@@ -153,8 +208,49 @@ class LLMSpec:
         return asdict(self)
 
 
+def probs_from_chat_logprobs(
+    content: str, logprobs: dict[str, Any] | None, field: str, values: Sequence[int]
+) -> dict[int, float] | None:
+    """The value distribution of ``field`` from an OpenAI chat ``logprobs`` object, or None.
+
+    Walks ``logprobs["content"]`` (one entry per generated token, with its
+    ``top_logprobs``) to the token that writes the field's digit, and softmaxes
+    the alternatives whose text is one of ``values`` (surrounding whitespace
+    allowed, so tokenizers with " 4" tokens work). None when the server sent no
+    logprobs, the tokens do not spell ``content``, or no alternative is a value.
+    """
+    prefix = value_prefix(content, field)
+    entries = (logprobs or {}).get("content") or []
+    if prefix is None or not entries:
+        return None
+    offset = 0
+    for entry in entries:
+        token = entry.get("token", "")
+        if offset + len(token) > len(prefix):  # this token writes the digit
+            if content[offset : offset + len(token)] != token:
+                return None  # e.g. byte-level tokens the server rendered differently
+            found: dict[int, float] = {}
+            for alt in entry.get("top_logprobs") or [{"token": token, "logprob": entry.get("logprob")}]:
+                text = str(alt.get("token", "")).strip()
+                if text.isdigit() and int(text) in values and alt.get("logprob") is not None:
+                    value, lp = int(text), float(alt["logprob"])
+                    found[value] = float(np.logaddexp(found[value], lp)) if value in found else lp
+            if not found:
+                return None
+            return normalise_logprobs({v: found.get(v, -math.inf) for v in values})
+        offset += len(token)
+    return None
+
+
 class VLLMServerLLM(LLM):
-    """Client of a vLLM server's OpenAI-compatible chat API with structured outputs."""
+    """Client of a vLLM server's OpenAI-compatible chat API with structured outputs.
+
+    For requests with a ``probe_field`` it asks for ``top_logprobs`` and returns a
+    ``ProbedJson``; its ``value_probs`` is None when the server sent no usable logprobs.
+    """
+
+    supports_value_probs = True
+    TOP_LOGPROBS = 20  # OpenAI's and vLLM's default cap
 
     RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
@@ -209,7 +305,7 @@ class VLLMServerLLM(LLM):
                 "type": "json_schema",
                 "json_schema": {"name": "output", "schema": request.schema, "strict": True},
             }
-        return {
+        payload = {
             "model": self.model,
             "messages": request.messages,
             "max_tokens": request.max_tokens,
@@ -217,6 +313,10 @@ class VLLMServerLLM(LLM):
             "seed": self.seed + request.attempt,
             "response_format": response_format,
         }
+        if request.probe_field:
+            payload["logprobs"] = True
+            payload["top_logprobs"] = self.TOP_LOGPROBS
+        return payload
 
     def generate_json(self, request: JsonRequest) -> str:
         """POST one chat completion, retrying transient failures with backoff."""
@@ -236,9 +336,16 @@ class VLLMServerLLM(LLM):
                 raise LLMError(f"vLLM server answered HTTP {response.status_code}: {response.text[:200]}")
             body = response.json()
             try:
-                return body["choices"][0]["message"]["content"]
+                choice = body["choices"][0]
+                content = choice["message"]["content"]
             except (KeyError, IndexError, TypeError):
                 raise LLMError(f"unexpected response shape: {json.dumps(body)[:200]}") from None
+            if not request.probe_field:
+                return content
+            probs = probs_from_chat_logprobs(
+                content or "", choice.get("logprobs"), request.probe_field, request.probe_values
+            )
+            return ProbedJson(content or "", probs)
         raise LLMError(f"vLLM request failed after {self.max_retries + 1} attempts: {last}")
 
     def generate_json_many(self, requests: Sequence[JsonRequest]) -> list[str | LLMError]:

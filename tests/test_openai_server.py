@@ -20,7 +20,7 @@ import pytest
 
 from summarize.extract import FacetExtractor
 from summarize.facets import FacetOutput, facet_schema, parse_facets
-from summarize.llm import JsonRequest, LLMError, VLLMServerLLM
+from summarize.llm import JsonRequest, LLMError, ProbedJson, VLLMServerLLM
 
 SERVER_PACKAGES = ("fastapi", "uvicorn", "sse_starlette", "starlette_context", "pydantic_settings")
 ALIAS = "lookout-test"
@@ -105,19 +105,30 @@ def test_facets_over_http_are_schema_valid(server, taxonomy):
         FacetOutput.model_validate({k: row[k] for k in FacetOutput.model_fields})
         assert row["model_id"] == f"vllm:{ALIAS}" and row["language"] == "en"
         assert set(row["categories"]) <= set(taxonomy.codes)
+        # The server returns top_logprobs (its default logits_all=True), so the score is continuous.
+        assert row["concern_score_source"] == "token_probs"
+        assert 1.0 <= row["concern_score"] <= 5.0
 
 
 @pytest.mark.slow
 def test_raw_answer_is_constrained_json(server, taxonomy):
-    """One request straight through the client: the server's grammar yields parseable facets."""
-    from summarize.facets import build_prompt
+    """One request straight through the client: parseable facets and the concern distribution."""
+    from summarize.facets import CONCERN_VALUES, build_prompt
 
     llm = VLLMServerLLM(server, ALIAS, timeout_s=300, structured_output="json_object")
     request = JsonRequest(
-        build_prompt("USER: what is the capital of France?", taxonomy), facet_schema(taxonomy), 200
+        build_prompt("USER: what is the capital of France?", taxonomy),
+        facet_schema(taxonomy),
+        200,
+        probe_field="concerning",
     )
-    facets = parse_facets(llm.generate_json(request), taxonomy)
+    answer = llm.generate_json(request)
+    facets = parse_facets(answer, taxonomy)
     assert 1 <= facets.concerning <= 5
+    assert isinstance(answer, ProbedJson) and answer.value_probs is not None
+    assert sorted(answer.value_probs) == list(CONCERN_VALUES)
+    assert sum(answer.value_probs.values()) == pytest.approx(1.0)
+    assert answer.value_probs[facets.concerning] > 0.0  # the written value had probability mass
 
 
 @pytest.mark.slow
