@@ -40,6 +40,14 @@ PARQUET_BATCH_ROWS = 1024
 SPLIT_MB = 1
 
 
+def _decoded(line: bytes, source: str, location: str) -> str | DeadLetter:
+    """One JSONL line as text, or a dead letter when it is not UTF-8."""
+    try:
+        return line.rstrip(b"\r\n").decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return DeadLetter("ingest", source, location, None, "<record>", f"invalid UTF-8 at byte {exc.start}")
+
+
 def split_file(metadata: FileMetadata, split_bytes: int) -> Iterator[tuple[str, int, int]]:
     """``(path, start, end)`` byte ranges of a file; ``end == -1`` means the whole file.
 
@@ -73,14 +81,8 @@ def read_range(item: tuple[str, int, int]) -> Iterator[tuple[str, str, Any]]:
                 break
             location = f"byte {offset}"
             offset += len(line)
-            if not line.strip():
-                continue
-            try:
-                yield source, location, line.rstrip(b"\r\n").decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield source, location, DeadLetter(
-                    "ingest", source, location, None, "<record>", f"invalid UTF-8 at byte {exc.start}"
-                )
+            if line.strip():
+                yield source, location, _decoded(line, source, location)
 
 
 def read_file(path: str) -> Iterator[tuple[str, str, Any]]:
@@ -105,14 +107,8 @@ def read_file(path: str) -> Iterator[tuple[str, str, Any]]:
             lines = gzip.GzipFile(fileobj=f) if path.endswith(".gz") else f
             for i, line in enumerate(lines, start=1):
                 location = f"line {i}"
-                if not line.strip():
-                    continue
-                try:
-                    yield source, location, line.rstrip(b"\r\n").decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    yield source, location, DeadLetter(
-                        "ingest", source, location, None, "<record>", f"invalid UTF-8 at byte {exc.start}"
-                    )
+                if line.strip():
+                    yield source, location, _decoded(line, source, location)
     except Exception as exc:  # a corrupt file is one dead letter, not a failed day
         where = "file" if location == "file" else f"after {location}"
         yield source, where, DeadLetter("ingest", source, where, None, "<file>", f"unreadable file: {exc}")
