@@ -99,6 +99,8 @@ def merge_parquet(shards: Sequence[str], path: str, schema: pa.Schema) -> str:
                 for group in range(source.num_row_groups):
                     writer.write_table(source.read_row_group(group).cast(schema))
     FileSystems.rename([temporary], [path])  # replaces an earlier output (local: one atomic rename)
+    if shards:
+        FileSystems.delete(list(shards))  # object stores have no folder to delete with them
     folder = f"{path}.shards"
     if FileSystems.exists(folder):
         FileSystems.delete([folder])
