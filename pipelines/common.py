@@ -14,6 +14,9 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 DEFAULT_RUNNER = "FnApiRunner"
+# Arrow bytes a Parquet shard writer buffers before it writes a row group (Beam: 64 MiB);
+# small so that a worker's memory does not grow with its share of the day.
+ROW_GROUP_BYTES = 4 * 1024 * 1024
 
 DEAD_LETTER_SCHEMA = pa.schema(
     [
@@ -84,7 +87,9 @@ def write_parquet(pcoll: beam.PCollection, path: str, schema: pa.Schema, label: 
         raise ValueError(f"parquet output path must end in .parquet: {path}")
     shards = (
         pcoll
-        | label >> beam.io.WriteToParquet(FileSystems.join(f"{path}.shards", "part"), schema, file_name_suffix=".parquet")
+        | label >> beam.io.WriteToParquet(
+            FileSystems.join(f"{path}.shards", "part"), schema, row_group_buffer_size=ROW_GROUP_BYTES, file_name_suffix=".parquet"
+        )
     )
     _ = shards | f"{label}Files" >> beam.combiners.ToList() | f"{label}Merge" >> beam.Map(merge_parquet, path, schema)
 

@@ -226,3 +226,22 @@ def test_shards_merge_into_one_file(tmp_path, rows_per_shard):
     merged = pq.read_table(tmp_path / "out.parquet")
     assert merged.schema.equals(DEAD_LETTER_SCHEMA) and merged.num_rows == sum(rows_per_shard)
     assert [p.name for p in tmp_path.iterdir()] == ["out.parquet"]
+
+
+def test_parquet_writer_flushes_row_groups_as_it_goes(tmp_path):
+    """A worker buffers at most ROW_GROUP_BYTES of rows: a larger output is written in several row groups."""
+    import apache_beam as beam
+
+    from pipelines.common import DEAD_LETTER_SCHEMA, ROW_GROUP_BYTES, write_parquet
+
+    reason = "x" * 2000
+    n = 3 * ROW_GROUP_BYTES // len(reason)
+    out = tmp_path / "dead.parquet"
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        rows = p | beam.Create(range(n)) | beam.Map(
+            lambda i: {"stage": "ingest", "source": "s", "location": f"line {i}", "conversation_id": None,
+                       "field": "x", "reason": reason}
+        )
+        write_parquet(rows, str(out), DEAD_LETTER_SCHEMA, "Write")
+    meta = pq.ParquetFile(out).metadata
+    assert meta.num_rows == n and meta.num_row_groups >= 3
