@@ -517,15 +517,76 @@ def _child(system: str, items: list[dict], args: dict[str, Any], queue) -> None:
     queue.put((predictions, stats))
 
 
-def _write_items(path: Path, model: str, items: Sequence[dict], predictions: Sequence[dict | None]) -> None:
-    """Per-item ids, labels and predicted scores (never the text), for paired comparisons of runs."""
+def _write_items(
+    path: Path,
+    model: str,
+    items: Sequence[dict],
+    predictions: Sequence[dict | None],
+    stats: dict[str, Any] | None = None,
+    config: dict[str, Any] | None = None,
+) -> None:
+    """Per-item ids, labels and predicted scores (never the text), for paired comparisons of runs.
+
+    ``stats`` (the run's speed and validity figures) and ``config`` (its sample and
+    backend arguments) let ``--merge`` join chunks of one sample run with ``--offset``.
+    """
     rows = []
     for item, pred in zip(items, predictions, strict=True):
         label = {k: item[k] for k in ("unsafe", "hazard", "lang") if k in item}
         kept = {k: pred[k] for k in ("concerning", "concern_score", "concern_probs", "categories", "language")} if pred else None
         rows.append({"id": item["id"], "dataset": item["dataset"], **label, "prediction": kept})
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"model": model, "items": rows}) + "\n")
+    path.write_text(json.dumps({"model": model, "stats": stats, "config": config, "items": rows}) + "\n")
+
+
+MERGE_SUMMED = ("requests", "generated_tokens", "elapsed_s")
+MERGE_CONFIG = ("seed", "moderation", "xstest", "ailuminate", "language", "backend", "model", "threads", "attempts")
+
+
+def merge_chunks(paths: Sequence[Path], expected_ids: Sequence[str]) -> tuple[str, list[dict], list, dict, dict]:
+    """Join ``--items-out`` files of one sample run in chunks (``--offset``/``--limit``).
+
+    Returns ``(model, items, predictions, stats, config)``: the chunks' items in
+    order, their run figures combined (counts and seconds summed, peak RSS and load
+    time the largest, rates weighted by items) and the shared run arguments.
+
+    Raises:
+        SystemExit: A chunk lacks its stats, the chunks differ in model or run
+            arguments, or together they are not exactly ``expected_ids`` in order.
+    """
+    model, items, predictions, stats, config = "", [], [], {}, {}
+    chunks = []
+    for path in paths:
+        stored = json.loads(path.read_text())
+        if not stored.get("stats") or not stored.get("config"):
+            raise SystemExit(f"{path} has no run stats; write chunks with this version's --items-out")
+        chunk_config = {k: stored["config"].get(k) for k in MERGE_CONFIG}
+        if config and (chunk_config != config or stored["model"] != model):
+            raise SystemExit(f"{path} comes from another model or other run arguments than {paths[0]}")
+        model, config = stored["model"], chunk_config
+        chunk_model, chunk_items, chunk_predictions = _stored(path)
+        items += chunk_items
+        predictions += chunk_predictions
+        chunks.append((len(chunk_items), stored["stats"], stored["config"].get("offset", 0)))
+    if [it["id"] for it in items] != list(expected_ids):
+        raise SystemExit("the chunks together are not the sample of their run arguments (offsets, limits, order)")
+    total = len(items)
+    for key in MERGE_SUMMED:
+        stats[key] = sum(s[key] for _, s, _ in chunks)
+    stats["load_s"] = max(s["load_s"] for _, s, _ in chunks)
+    stats["peak_rss_mb"] = max(s["peak_rss_mb"] for _, s, _ in chunks)
+    for key in ("valid_first_try", "valid_after_retries", "dead_letter_rate"):
+        stats[key] = sum(n * s[key] for n, s, _ in chunks) / total
+    for key in ("concern_score_sources", "dead_letter_reasons"):
+        merged: Counter = Counter()
+        for _, s, _ in chunks:
+            merged.update(s.get(key, {}))
+        stats[key] = dict(sorted(merged.items()))
+    stats["chunks"] = [
+        {"offset": offset, "items": n, "elapsed_s": s["elapsed_s"], "peak_rss_mb": s["peak_rss_mb"]}
+        for n, s, offset in chunks
+    ]
+    return model, items, predictions, stats, config
 
 
 def _stored(path: Path) -> tuple[str, list[dict], list[dict | None]]:
@@ -593,6 +654,15 @@ def main(argv: list[str] | None = None) -> None:
         "--limit", type=int, default=0, help="score only the first N sampled items (same sample, fewer items)"
     )
     parser.add_argument(
+        "--offset", type=int, default=0, help="skip the first N sampled items (a chunk of a longer run)"
+    )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        default=[],
+        help="no model run: join the --items-out files of chunks (--offset/--limit) of this sample into one run",
+    )
+    parser.add_argument(
         "--key", default="", help="key of this run's object in the JSON (default: the backend name)"
     )
     parser.add_argument(
@@ -616,12 +686,30 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("--backend vllm needs --base-url and --model")
     sizes = {k: getattr(args, k) for k in ("moderation", "xstest", "ailuminate", "language")}
     items = load_items(sizes, args.seed)
-    if args.limit:
-        items = items[: args.limit]
+    if args.merge:
+        if args.offset or args.rescore:
+            raise SystemExit("--merge takes the whole sample (its --limit only), without --offset or --rescore")
+        if args.limit:
+            items = items[: args.limit]
+    elif args.limit or args.offset:
+        items = items[args.offset : args.offset + args.limit if args.limit else None]
     key = args.key or args.backend
     config = vars(args)
-    systems = [] if args.rescore else ["lookout"] + ([] if args.no_baseline else ["plain"])
+    systems = [] if args.rescore or args.merge else ["lookout"] + ([] if args.no_baseline else ["plain"])
     results: dict[str, Any] = {}
+    merged_config: dict[str, Any] = {}
+    if args.merge:  # no model run: the chunks' predictions and figures make one run of the whole sample
+        model, items, predictions, stats, merged_config = merge_chunks(
+            [Path(p) for p in args.merge], [it["id"] for it in items]
+        )
+        row = {"model": model, **score(items, predictions), **stats}
+        row["conversations_per_s"] = len(items) / stats["elapsed_s"]
+        row["generated_tokens_per_s"] = stats["generated_tokens"] / stats["elapsed_s"]
+        if args.items_out:
+            _write_items(Path(args.items_out), model, items, predictions)
+        if args.paired_with:
+            row["paired"] = _paired(Path(args.paired_with), items)
+        results["lookout"] = _round(row)
     if args.rescore:  # no model run: score a stored run's predictions with the current definitions
         model, stored_items, predictions = _stored(Path(args.rescore))
         if [it["id"] for it in stored_items] != [it["id"] for it in items]:
@@ -647,7 +735,7 @@ def main(argv: list[str] | None = None) -> None:
         predictions, stats = answer
         row = {"model": stats.pop("model"), **score(items, predictions), **stats}
         if args.items_out and system == "lookout":
-            _write_items(Path(args.items_out), row["model"], items, predictions)
+            _write_items(Path(args.items_out), row["model"], items, predictions, stats, config)
         if args.paired_with and system == "lookout":
             row["paired"] = _paired(Path(args.paired_with), items)
         row["conversations_per_s"] = len(items) / stats["elapsed_s"]
@@ -668,6 +756,11 @@ def main(argv: list[str] | None = None) -> None:
         "total": len(items),
         "backend_config": {"threads": args.threads, "attempts": args.attempts, "concurrency": args.concurrency},
     }
+    if args.offset:
+        sample["offset"] = args.offset
+    if args.merge:  # the chunks' own backend arguments, not this command's
+        sample["backend_config"] = {"threads": merged_config["threads"], "attempts": merged_config["attempts"]}
+        sample["merged_chunks"] = len(args.merge)
     if args.rescore and Path(args.out).exists():  # the stored run's own sample record (its threads etc.)
         sample = json.loads(Path(args.out).read_text()).get("samples", {}).get(key, sample)
     report: dict[str, Any] = {

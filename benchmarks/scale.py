@@ -485,7 +485,7 @@ def _commit() -> str:
 
 
 def _row(n: int, mode: str, stage: str, result: dict) -> dict:
-    row = {"n": n, "mode": mode, "stage": stage, "status": result["status"]}
+    row = {"n": n, "mode": mode, "stage": stage, "status": result["status"], "commit": _commit()}
     if result["status"] == "ok":
         seconds = result.pop("seconds")
         records = result.pop("records")

@@ -25,16 +25,24 @@ from summarize.llm import LLM, JsonRequest, LLMError, ProbedJson
 from summarize.taxonomy import Taxonomy
 
 
-def facet_cache_key(messages: Sequence[dict[str, Any]], model_id: str, taxonomy: Taxonomy) -> str:
+def facet_cache_key(
+    messages: Sequence[dict[str, Any]],
+    model_id: str,
+    taxonomy: Taxonomy,
+    *,
+    prompt_version: str = PROMPT_VERSION,
+) -> str:
     """Key of a conversation's facets: its redacted text, the prompt version, the model and taxonomy.
 
     Any change to the prompt, the model or the taxonomy gives new keys, so stale
-    facets are never reused.
+    facets are never reused. ``prompt_version`` defaults to the current prompt; an
+    older version gives the keys its rows were cached under (for deliberate reuse,
+    e.g. in benchmarks).
     """
     payload = json.dumps(
         {
             "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
-            "prompt": PROMPT_VERSION,
+            "prompt": prompt_version,
             "model": model_id,
             "taxonomy": taxonomy.prompt_block(),
         },

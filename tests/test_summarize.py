@@ -177,15 +177,27 @@ def test_facet_cache_skips_the_model_on_rerun(tmp_path):
     assert letters["conversation_id"].to_list() == ["broken"]
 
 
-def test_cache_key_changes_with_prompt_model_and_text(taxonomy, monkeypatch):
+def test_cache_key_changes_with_prompt_model_and_text(taxonomy):
     from summarize import extract
 
     key = extract.facet_cache_key(CONVERSATION["messages"], "m1", taxonomy)
     assert key == extract.facet_cache_key(json.loads(json.dumps(CONVERSATION["messages"])), "m1", taxonomy)
     assert key != extract.facet_cache_key(CONVERSATION["messages"], "m2", taxonomy)
     assert key != extract.facet_cache_key([{"role": "user", "content": "other"}], "m1", taxonomy)
-    monkeypatch.setattr(extract, "PROMPT_VERSION", "facets-v999")
-    assert key != extract.facet_cache_key(CONVERSATION["messages"], "m1", taxonomy)
+    assert key != extract.facet_cache_key(CONVERSATION["messages"], "m1", taxonomy, prompt_version="facets-v999")
+
+
+@pytest.mark.parametrize("version", ["facets-v1", "facets-v2", "facets-v999"])
+def test_cache_key_of_an_older_prompt_version_is_stable_and_distinct(taxonomy, version):
+    from summarize import extract
+
+    current = extract.facet_cache_key(CONVERSATION["messages"], "m1", taxonomy)
+    assert current == extract.facet_cache_key(
+        CONVERSATION["messages"], "m1", taxonomy, prompt_version=extract.PROMPT_VERSION
+    )
+    older = extract.facet_cache_key(CONVERSATION["messages"], "m1", taxonomy, prompt_version=version)
+    assert older == extract.facet_cache_key(CONVERSATION["messages"], "m1", taxonomy, prompt_version=version)
+    assert (older == current) == (version == extract.PROMPT_VERSION)
 
 
 def test_vllm_client_payload_retries_and_auth(monkeypatch):
