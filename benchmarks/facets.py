@@ -35,6 +35,15 @@ conversation); sizes are arguments and are written to the JSON.
 
 ``--items-out`` keeps per-item ids, labels and predictions (never text) for
 ``--paired-with`` and ``--rescore`` (re-scoring a stored run without the model).
+A run too long for one sitting goes in chunks (``--offset``/``--limit``, each with
+its own ``--items-out``, which also records the chunk's run figures), joined by
+``--merge`` into one run of the whole sample (seconds and tokens summed, peak RSS
+the largest chunk's):
+    python -m benchmarks.facets --moderation 160 --xstest 40 --ailuminate 24 --language 10 \
+        --model qwen2.5-coder-1.5b-instruct-q4_k_m --threads 1 --no-baseline --offset 40 --limit 40 \
+        --items-out chunk-40.json --out /tmp/chunk.json    # ... one per offset, then:
+    python -m benchmarks.facets --moderation 160 --xstest 40 --ailuminate 24 --language 10 \
+        --merge chunk-0.json chunk-40.json ... --key cpu_1.5b_full --paired-with .lookout/bench/facets_items_cpu.json
     python -m benchmarks.facets --backend vllm --base-url http://vllm:8000/v1 --model Qwen/Qwen2.5-7B-Instruct
 """
 
@@ -627,6 +636,8 @@ def _round(value: Any) -> Any:
         return round(value, 4)
     if isinstance(value, dict):
         return {k: _round(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_round(v) for v in value]
     return value
 
 
