@@ -251,6 +251,13 @@ class ClusteringConfigResource(dg.ConfigurableResource):
     max_fit_points: int | None = ClusterParams.max_fit_points
     max_reference_points: int = ClusterParams.max_reference_points
     assign_fence: float = ClusterParams.assign_fence
+    consensus_runs: int = Field(
+        default=ClusterParams.consensus_runs,
+        description="Seeded UMAP + HDBSCAN runs whose co-association consensus gives the base clusters (1: a single run)",
+    )
+    consensus_max_points: int = Field(
+        default=ClusterParams.consensus_max_points, description="Largest day clustered by consensus; larger days take a single run"
+    )
     seed: int = ClusterParams.seed
 
     def params(self) -> ClusterParams:
@@ -273,6 +280,10 @@ class HierarchyResource(dg.ConfigurableResource):
     top_min: int = HierarchyParams.top_min
     top_max: int = HierarchyParams.top_max
     branching: float = HierarchyParams.branching
+    small_day_branching: float = Field(
+        default=HierarchyParams.small_day_branching,
+        description="on a day with few base clusters the top has at most one node per this many of them",
+    )
     neighbourhood_size: int = HierarchyParams.neighbourhood_size
     strategy: str = Field(
         default=HierarchyParams.strategy,
@@ -283,6 +294,9 @@ class HierarchyResource(dg.ConfigurableResource):
     distinct_siblings: bool = Field(
         default=HierarchyParams.distinct_siblings,
         description="rename siblings that share a title (after grouping, which it never changes)",
+    )
+    linkage: str = Field(
+        default=HierarchyParams.linkage, description="how the embedding strategy groups base clusters: average (mean cosine distance over members) or ward"
     )
     seed: int = HierarchyParams.seed
 

@@ -31,7 +31,7 @@ from assets.resources import (
 from clustering.aggregate import assignments_frame, cluster_table, node_table, with_coordinates
 from clustering.cluster import cluster_embeddings
 from clustering.embed import embed_text, with_first_user
-from clustering.hierarchy import HierarchyBuilder, membership
+from clustering.hierarchy import HierarchyBuilder, cluster_means, membership
 from clustering.tracking import centroids, coordination_signals, track_day
 from pipelines import ingest_redact, summarize
 from privacy.auditor import PrivacyAuditor, split_audited
@@ -238,11 +238,15 @@ def base_clusters(
     assignments = assignments_frame(facets, result.labels, day)
     table = cluster_table(facets, assignments, names, taxonomy.get().codes, day, result.reduced)
     ids, centres = centroids(vectors, result.labels)
+    _, means, sizes = cluster_means(vectors, result.labels)
     # Layout positions stay with the private assignments; reports only see cluster means.
     write_parquet_atomic(with_coordinates(assignments, result.reduced), state / ASSIGNMENTS)
     write_parquet_atomic(table, state / BASE)
     write_parquet_atomic(
-        pl.DataFrame({"cluster_id": ids, "centroid": centres.tolist()}, schema={"cluster_id": pl.Int64, "centroid": pl.List(pl.Float64)}),
+        pl.DataFrame(
+            {"cluster_id": ids, "centroid": centres.tolist(), "mean": means.tolist(), "size": sizes.tolist()},
+            schema={"cluster_id": pl.Int64, "centroid": pl.List(pl.Float64), "mean": pl.List(pl.Float64), "size": pl.Int64},
+        ),
         state / CENTROIDS,
     )
     return dg.MaterializeResult(
@@ -272,8 +276,10 @@ def cluster_hierarchy(
     base = pl.read_parquet(state / BASE)
     assignments = pl.read_parquet(state / ASSIGNMENTS)
     centres = pl.read_parquet(state / CENTROIDS).sort("cluster_id")
-    vectors = np.asarray(centres["centroid"].to_list(), dtype=float) if len(centres) else None
-    nodes = HierarchyBuilder(llm.get(), embedder.get(), hierarchy.params()).build(base, vectors)
+    # Member means and sizes: the hierarchy's average linkage over members reads them.
+    vectors = np.asarray(centres["mean"].to_list(), dtype=float) if len(centres) else None
+    sizes = centres["size"].to_numpy() if len(centres) else None
+    nodes = HierarchyBuilder(llm.get(), embedder.get(), hierarchy.params()).build(base, vectors, sizes)
     members = membership(assignments, nodes)
     facets = pl.read_parquet(state / FACETS)
     table = node_table(facets, members, nodes, taxonomy.get().codes, day)

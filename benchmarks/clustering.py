@@ -49,13 +49,21 @@ other cluster's, in the space that was clustered. ``seconds`` is the clustering
 wall time from texts (embedding, clustering, naming, hierarchy); Lookout's facet
 extraction is reported apart as ``facet_seconds`` (summed from the cache).
 
-Over seeds: on a mix this small one clustering seed moves the top-level scores
-by more than the gap between the systems, so ``over_seeds`` repeats the
-clustering (no names needed: the default hierarchy groups by centroids only,
+Over seeds: on a mix this small one clustering seed can move the top-level
+scores by more than the gap between the systems (Lookout's consensus of
+``ClusterParams.consensus_runs`` seeded runs per clustering seed damps this), so
+``over_seeds`` repeats the clustering (no names needed: the default hierarchy groups by centroids only,
 ``centroid_levels``) and BERTopic for each of ``--seeds`` and gives the mean,
 standard deviation and per-seed scores; BERTopic's top level is reduced to
 Lookout's top node count of the same seed. The named single run above uses
 ``--seed``.
+
+Consensus (``--parts consensus``): on the tuning split (the mixes of ``--parts
+tune``, disjoint from the reported mix), the number of consensus runs
+(``ClusterParams.consensus_runs``) and the hierarchy's linkage
+(``HierarchyParams.linkage``) over ``CONSENSUS_SEEDS``, with BERTopic on the same
+mixes and seeds; ``consensus_tuning`` keeps every (mix, seed) score. The
+defaults were chosen there, by the worst (mix, seed) top-level ARI and NMI.
 
 Facets: rows are cached by ``facet_cache_key``; rows cached under an earlier
 prompt version in ``REUSED_PROMPT_VERSIONS`` are reused where the current
@@ -66,7 +74,7 @@ each ``--scale`` size, each in a fresh process (peak RSS from ``ru_maxrss``),
 with a wall-clock limit per size.
 
     python -m benchmarks.clustering [--n 240] [--seed 0] [--seeds 0,1,2,3,4] [--field summary_first_user]
-        [--scale 10000,100000,1000000] [--parts quality,scale] [--facets-only] [--no-clio]
+        [--scale 10000,100000,1000000] [--parts quality,scale,tune,consensus] [--facets-only] [--no-clio]
 """
 
 from __future__ import annotations
@@ -89,7 +97,6 @@ from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import numpy as np
 import polars as pl
@@ -256,7 +263,6 @@ def facets_for(mix: pl.DataFrame, *, chunk: int = 4, llm_threads: int = 2) -> tu
     mix with the facet columns (null where extraction failed) and the summed
     extraction seconds of the rows used.
     """
-    from summarize import extract
     from summarize.extract import FacetExtractor, FacetFailure, facet_cache_key
     from summarize.llm import LLMSpec
     from summarize.taxonomy import load_taxonomy
@@ -274,8 +280,7 @@ def facets_for(mix: pl.DataFrame, *, chunk: int = 4, llm_threads: int = 2) -> tu
     keys = [facet_cache_key(m, model_id, taxonomy) for m in mix["messages"].to_list()]
     for version in REUSED_PROMPT_VERSIONS:
         # Rows of an earlier prompt version whose facets this benchmark reads are unchanged.
-        with mock.patch.object(extract, "PROMPT_VERSION", version):
-            older = [facet_cache_key(m, model_id, taxonomy) for m in mix["messages"].to_list()]
+        older = [facet_cache_key(m, model_id, taxonomy, prompt_version=version) for m in mix["messages"].to_list()]
         keys = [k if k in cached or o not in cached else o for k, o in zip(keys, older, strict=True)]
     todo = [i for i, k in enumerate(keys) if k not in cached]
     if todo:
@@ -492,21 +497,26 @@ def lookout_structure(mix: pl.DataFrame, vectors: np.ndarray, ok: np.ndarray, se
 
 
 def structure_scores(
-    mix: pl.DataFrame, vectors: np.ndarray, ok: np.ndarray, labels: np.ndarray, top_nodes: int | None = None
+    mix: pl.DataFrame,
+    vectors: np.ndarray,
+    ok: np.ndarray,
+    labels: np.ndarray,
+    top_nodes: int | None = None,
+    linkage: str | None = None,
 ) -> tuple[dict, int]:
     """Scores of base labels and of the default hierarchy's top level over them, and the top node count.
 
     The ``embedding`` strategy groups by centroids only (``centroid_levels``), so no LLM call is needed.
-    ``top_nodes`` fixes the top level's size instead of ``HierarchyParams``' rule.
+    ``top_nodes`` fixes the top level's size instead of ``HierarchyParams``' rule; ``linkage``
+    replaces ``HierarchyParams.linkage``.
     """
-    from clustering.hierarchy import HierarchyParams, centroid_levels
-    from clustering.tracking import centroids
+    from clustering.hierarchy import HierarchyParams, centroid_levels, cluster_means
 
-    ids, centres = centroids(vectors, labels)
+    ids, means, counts = cluster_means(vectors, labels)
     # A branching just above 1 makes the rule's top exactly min(top_nodes, base clusters).
     params = HierarchyParams() if top_nodes is None else HierarchyParams(top_min=top_nodes, top_max=top_nodes, branching=1.001)
     node = np.arange(len(ids))
-    for grouping in centroid_levels(centres, params.level_sizes(len(ids))):
+    for grouping in centroid_levels(means, params.level_sizes(len(ids)), linkage or params.linkage, counts):
         node = grouping[node]
     index = {c: k for k, c in enumerate(ids)}
     top = np.array([node[index[int(x)]] if x >= 0 else -1 for x in labels], dtype=np.int64)
@@ -676,6 +686,79 @@ def run_tuning(exclude: list[str]) -> dict:
     }
 
 
+CONSENSUS_RUNS = (1, 5, 10, 20)
+CONSENSUS_SEEDS = tuple(range(8))
+CONSENSUS_LINKAGES = ("average", "ward")
+
+
+def run_consensus_tuning(exclude: list[str]) -> dict:
+    """Consensus runs and the hierarchy's linkage, scored on the tuning split (never on the reported mix).
+
+    For each tuning mix (first user turn, as ``run_tuning``) and seed in
+    ``CONSENSUS_SEEDS``, the default clustering is run once per seed of
+    ``consensus_seeds(seed, max(CONSENSUS_RUNS))``; the consensus of the first R
+    runs is what ``cluster_embeddings`` gives with ``consensus_runs=R`` (the
+    derived seeds of a smaller R are a prefix). Each (R, linkage) is scored by
+    the top level's ARI and NMI: the mean over mixes and seeds, the standard
+    deviation over seeds of the per-seed mean over mixes, and the worst
+    (mix, seed). BERTopic (defaults, as in ``over_seeds``, top reduced to the
+    default's top node count) is scored on the same mixes and seeds for reference.
+    """
+    from clustering.cluster import ClusterParams, cluster_embeddings, consensus_labels, consensus_seeds
+    from clustering.embed import SentenceTransformerEmbedder, embed_text
+
+    embedder = SentenceTransformerEmbedder()
+    defaults = ClusterParams()
+    rows, bertopic_rows = [], []
+    for n, mix_seed in TUNE_MIXES:
+        mix = load_mix(n, mix_seed).filter(~pl.col("conversation_id").is_in(exclude))
+        name = f"n{len(mix)}-seed{mix_seed}"
+        vectors = embedder.encode(embed_text(mix, "first_user"))
+        ok = np.ones(len(mix), dtype=bool)
+        size = defaults.cluster_size_for(len(mix))
+        for seed in CONSENSUS_SEEDS:
+            runs = [
+                cluster_embeddings(vectors, ClusterParams(seed=s, consensus_runs=1)).labels
+                for s in consensus_seeds(seed, max(CONSENSUS_RUNS))
+            ]
+            default_top = None
+            for runs_used, linkage in itertools.product(CONSENSUS_RUNS, CONSENSUS_LINKAGES):
+                labels = runs[0] if runs_used == 1 else consensus_labels(runs[:runs_used], size, defaults.min_samples)
+                scores, n_top = structure_scores(mix, vectors, ok, labels, linkage=linkage)
+                rows.append({"mix": name, "seed": seed, "runs": runs_used, "linkage": linkage, **scores})
+                if runs_used == defaults.consensus_runs and linkage == "average":
+                    default_top = n_top
+            scores = bertopic_fit(mix, vectors, max(1, default_top or 1), seed, embedder.model)[0]
+            bertopic_rows.append({"mix": name, "seed": seed, **scores})
+    metrics = ("top_ari", "top_nmi", "base_ari", "base_nmi", "noise_share", "top_nodes", "base_clusters")
+
+    def summarise(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+        per_seed = frame.group_by([*keys, "seed"]).agg(pl.col(*metrics).mean())
+        worst = frame.group_by(keys).agg(pl.col("top_ari").min().alias("top_ari_worst"), pl.col("top_nmi").min().alias("top_nmi_worst"))
+        return (
+            per_seed.group_by(keys)
+            .agg(
+                *[pl.col(m).mean().alias(f"{m}_mean") for m in metrics],
+                pl.col("top_ari").std(ddof=0).alias("top_ari_sd"),
+                pl.col("top_nmi").std(ddof=0).alias("top_nmi_sd"),
+            )
+            .join(worst, on=keys)
+            .sort(keys)
+        )
+
+    table = pl.DataFrame(rows)
+    return {
+        "field": "first_user",
+        "seeds": list(CONSENSUS_SEEDS),
+        "mixes": sorted(set(table["mix"].to_list())),
+        "defaults": {"consensus_runs": defaults.consensus_runs, "linkage": "average"},
+        "settings": summarise(table, ["runs", "linkage"]).to_dicts(),
+        "bertopic": summarise(pl.DataFrame(bertopic_rows).with_columns(k=pl.lit("bertopic")), ["k"]).drop("k").to_dicts()[0],
+        "per_run": rows,
+        "bertopic_per_run": bertopic_rows,
+    }
+
+
 def build_levels(
     base: pl.DataFrame,
     labels: np.ndarray,
@@ -687,12 +770,11 @@ def build_levels(
     distinct_siblings: bool = True,
 ) -> tuple[pl.DataFrame, np.ndarray]:
     """The hierarchy over the named base clusters (as the asset builds it), and each item's top-level node."""
-    from clustering.hierarchy import HierarchyParams, build_hierarchy, top_level_labels
-    from clustering.tracking import centroids
+    from clustering.hierarchy import HierarchyParams, build_hierarchy, cluster_means, top_level_labels
 
-    _, centres = centroids(vectors, labels)
+    _, means, counts = cluster_means(vectors, labels)
     params = HierarchyParams(seed=seed, strategy=strategy, distinct_siblings=distinct_siblings)
-    nodes = build_hierarchy(base, llm, embedder, params, centres)
+    nodes = build_hierarchy(base, llm, embedder, params, means, counts)
     return nodes, top_level_labels(labels, nodes)
 
 
@@ -837,6 +919,23 @@ def print_table(results: dict) -> None:
             + [_fmt(summary.get(f"{m}_mean")) for m in metrics[:5]]
             + ["", "", f"mean over seeds {','.join(map(str, seeds))}; top_ari sd {_fmt(summary['top_ari_sd'])}"]
         )
+    tuning = results.get("consensus_tuning")
+    if tuning:
+        default = tuning["defaults"]
+        picked = [("lookout", default["consensus_runs"], default["linkage"]), ("lookout", 1, "ward")]
+        for system, runs, linkage in picked:
+            row = next(r for r in tuning["settings"] if r["runs"] == runs and r["linkage"] == linkage)
+            rows.append(
+                [f"tune: {system} {runs} run(s), {linkage}"]
+                + [_fmt(row.get(f"{m}_mean")) for m in metrics[:5]]
+                + ["", "", f"worst top_ari {_fmt(row['top_ari_worst'])}, top_nmi {_fmt(row['top_nmi_worst'])}"]
+            )
+        bt = tuning["bertopic"]
+        rows.append(
+            ["tune: bertopic"]
+            + [_fmt(bt.get(f"{m}_mean")) for m in metrics[:5]]
+            + ["", "", f"worst top_ari {_fmt(bt['top_ari_worst'])}, top_nmi {_fmt(bt['top_nmi_worst'])}"]
+        )
     rows += [
         [
             f"scale n={s['n']}", "", "", "", "", _fmt(s.get("noise_share")), "", _fmt(s.get("seconds")),
@@ -867,7 +966,10 @@ def main() -> None:
     parser.add_argument("--scale", default="10000,100000,1000000", help="synthetic sizes for the scale run")
     parser.add_argument("--scale-limit-s", type=int, default=600, help="wall-clock limit per scale size")
     parser.add_argument(
-        "--parts", default="quality,scale", help="quality, scale, tune (the parameter search); parts not run keep their last results"
+        "--parts",
+        default="quality,scale",
+        help="quality, scale, tune (the parameter search), consensus (consensus runs and linkage on the tuning split); "
+        "parts not run keep their last results",
     )
     parser.add_argument("--llm-threads", type=int, default=2, help="llama.cpp threads (1 is faster on a busy machine)")
     parser.add_argument("--facets-only", action="store_true", help="only fill the facet cache")
@@ -901,6 +1003,8 @@ def main() -> None:
             results["bertopic"] = {"error": f"{type(exc).__name__}: {exc}"}
         results["kura"] = run_kura()
         results["over_seeds"] = over_seeds(mix, vectors, ok, [int(s) for s in args.seeds.split(",")])
+    if "consensus" in parts:
+        results["consensus_tuning"] = run_consensus_tuning(mix["conversation_id"].to_list())
     if "tune" in parts:
         results["tuning"] = run_tuning(mix["conversation_id"].to_list())
         best = results["tuning"]["best"][0]

@@ -216,3 +216,81 @@ def test_with_first_user_takes_the_first_user_turn_by_conversation():
     out = with_first_user(facets, conversations)
     assert out["conversation_id"].to_list() == ["b", "a", "c"]
     assert out["first_user"].to_list() == ["fix my loop", "hi [NAME]", None]
+
+
+@pytest.mark.parametrize(
+    ("runs", "expected"),
+    [
+        # The same partition every run: kept, renumbered by size.
+        ([[1, 1, 1, 0, 0, 0, 0, -1]] * 3, [1, 1, 1, 0, 0, 0, 0, -1]),
+        # Point 6 is noise in two runs of three: noise; point 3 strays once: stays with its group.
+        (
+            [[0, 0, 0, 0, 1, 1, 1, 1], [0, 0, 0, 1, 1, 1, -1, 1], [0, 0, 0, 0, 1, 1, -1, 1]],
+            [0, 0, 0, 0, 1, 1, -1, 1],
+        ),
+        # Noise in every run stays noise everywhere.
+        ([[-1] * 6] * 4, [-1] * 6),
+    ],
+)
+def test_consensus_labels_keep_agreement_and_noise(runs, expected):
+    from clustering.cluster import consensus_labels
+
+    out = consensus_labels([np.array(r) for r in runs], min_cluster_size=3, min_samples=2)
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize(("seed", "runs"), [(0, 1), (7, 5), (42, 10)])
+def test_consensus_seeds_start_with_the_seed_and_extend_as_a_prefix(seed, runs):
+    from clustering.cluster import consensus_seeds
+
+    seeds = consensus_seeds(seed, runs)
+    assert seeds[0] == seed and len(seeds) == runs == len(set(seeds))
+    assert consensus_seeds(seed, runs + 3)[:runs] == seeds
+
+
+def test_consensus_runs_must_be_positive():
+    with pytest.raises(ValueError):
+        ClusterParams(consensus_runs=0)
+
+
+# With 20 outliers the smallest blob splits into small clusters (min_cluster_size is 3 here), hence the lower ARI.
+@pytest.mark.parametrize(("seed", "outliers", "noisy_points", "min_ari"), [(0, 6, 0, 0.95), (3, 20, 1, 0.7)])
+def test_consensus_recovers_blobs_keeps_noise_and_is_deterministic(seed, outliers, noisy_points, min_ari):
+    from sklearn.metrics import adjusted_rand_score
+
+    from clustering.cluster import consensus_labels, consensus_seeds
+
+    x, truth = blobs(seed=seed, sizes=(40, 30, 20), outliers=outliers)
+    params = ClusterParams(seed=seed, consensus_runs=4)
+    result = cluster_embeddings(x, params)
+    np.testing.assert_array_equal(result.labels, cluster_embeddings(x, params).labels)
+    core = truth < 3
+    assert adjusted_rand_score(truth[core], result.labels[core]) > min_ari
+    # It is the consensus of single runs with the derived seeds; reduced is the first run's.
+    singles = [cluster_embeddings(x, ClusterParams(seed=s, consensus_runs=1)) for s in consensus_seeds(seed, 4)]
+    expected = consensus_labels([s.labels for s in singles], params.cluster_size_for(len(x)), params.min_samples)
+    np.testing.assert_array_equal(result.labels, expected)
+    np.testing.assert_array_equal(result.reduced, singles[0].reduced)
+    # Noise in most runs stays noise.
+    noisy = (np.stack([s.labels for s in singles]) == NOISE).mean(axis=0) > 0.5
+    assert noisy.sum() == noisy_points and (result.labels[noisy] == NOISE).all()
+
+
+def test_consensus_only_up_to_its_size_and_with_default_sub_models():
+    x, _ = blobs(seed=2)
+    single = cluster_embeddings(x, ClusterParams(seed=2, consensus_runs=1))
+    above = cluster_embeddings(x, ClusterParams(seed=2, consensus_runs=3, consensus_max_points=len(x) - 1))
+    np.testing.assert_array_equal(single.labels, above.labels)
+    np.testing.assert_array_equal(single.reduced, above.reduced)
+
+    class Fixed:
+        """A given reducer: consensus cannot reseed it, so one run is made."""
+
+        calls = 0
+
+        def fit_transform(self, X):  # noqa: N803
+            Fixed.calls += 1
+            return X[:, :2]
+
+    cluster_embeddings(x, ClusterParams(seed=2, consensus_runs=3), reducer=Fixed())
+    assert Fixed.calls == 1

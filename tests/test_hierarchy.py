@@ -14,6 +14,7 @@ from clustering.hierarchy import (
     HierarchyParams,
     ancestors,
     centroid_levels,
+    cluster_means,
     distinct_sibling_titles,
     membership,
     top_level_labels,
@@ -94,13 +95,16 @@ def embedder():
 
 @pytest.mark.parametrize(
     ("n_base", "expected"),
-    [(0, [0, 0, 0]), (1, [1, 1, 1]), (5, [5, 3, 2]), (12, [12, 6, 3]), (100, [100, 32, 10]), (2000, [2000, 200, 20])],
+    [(0, [0, 0, 0]), (1, [1, 1, 1]), (5, [5, 4, 3]), (12, [12, 8, 6]), (24, [24, 15, 10]), (100, [100, 32, 10]), (2000, [2000, 200, 20])],
 )
 def test_level_sizes_shrink_to_the_top_target(n_base, expected):
     assert HierarchyParams().level_sizes(n_base) == expected
 
 
-@pytest.mark.parametrize("kwargs", [{"levels": 1}, {"top_min": 0}, {"top_min": 5, "top_max": 3}, {"branching": 1.0}, {"strategy": "random"}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"levels": 1}, {"top_min": 0}, {"top_min": 5, "top_max": 3}, {"branching": 1.0}, {"small_day_branching": 1.0}, {"strategy": "random"}],
+)
 def test_invalid_params_are_rejected(kwargs):
     with pytest.raises(ValueError):
         HierarchyParams(**kwargs)
@@ -405,14 +409,16 @@ def test_sibling_pass_never_changes_the_grouping(embedder):
     assert repeats["title"].any(), "the case exercises repeated sibling titles"
 
 
+@pytest.mark.parametrize("linkage", ["average", "ward"])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_centroid_levels_is_the_embedding_strategys_grouping(embedder, seed):
+def test_centroid_levels_is_the_embedding_strategys_grouping(embedder, seed, linkage):
     """Scoring levels without names (the benchmark over seeds) sees the tree ``build`` makes."""
     base, _ = base_frame()
     vectors = np.random.default_rng(seed).normal(size=(len(base), 16))
-    params = HierarchyParams(top_min=3, top_max=3, branching=2.0)
-    nodes = HierarchyBuilder(TopicLLM(), embedder, params).build(base, vectors)
-    groupings = centroid_levels(vectors, params.level_sizes(len(base)))
+    sizes = np.random.default_rng(seed + 10).integers(1, 30, size=len(base))
+    params = HierarchyParams(top_min=3, top_max=3, branching=2.0, linkage=linkage)
+    nodes = HierarchyBuilder(TopicLLM(), embedder, params).build(base, vectors, sizes)
+    groupings = centroid_levels(vectors, params.level_sizes(len(base)), linkage, sizes)
     assert [len(g) for g in groupings] == [12, 6]
     node = np.arange(len(base))
     links = ancestors(nodes)
@@ -421,3 +427,74 @@ def test_centroid_levels_is_the_embedding_strategys_grouping(embedder, seed):
         built = links.filter(pl.col("level") == level).sort("base_id")["cluster_id"].to_numpy()
         # Same partition of the base clusters at every level (ids differ by an offset).
         assert len(set(zip(node.tolist(), built.tolist(), strict=True))) == len(set(built.tolist())) == len(set(node.tolist()))
+
+
+def topic_centroids(seed: int, sizes=(5, 3, 2), dim=24, spread=0.25) -> tuple[np.ndarray, np.ndarray]:
+    """Base-cluster centroids around a few topic directions, and each one's topic."""
+    rng = np.random.default_rng(seed)
+    topics = rng.normal(size=(len(sizes), dim))
+    truth = np.repeat(np.arange(len(sizes)), sizes)
+    vectors = topics[truth] / np.sqrt(dim) + rng.normal(scale=spread / np.sqrt(dim), size=(len(truth), dim))
+    return vectors, truth
+
+
+@pytest.mark.parametrize("linkage", ["average", "ward"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_centroid_levels_recover_topics_with_either_linkage(linkage, seed):
+    from sklearn.metrics import adjusted_rand_score
+
+    vectors, truth = topic_centroids(seed)
+    mid, top = centroid_levels(vectors, [10, 5, 3], linkage)
+    assert len(set(top.tolist())) == 3 and len(mid) == 10 and len(top) == 5
+    assert adjusted_rand_score(truth, top[mid]) == 1.0
+    again = centroid_levels(vectors, [10, 5, 3], linkage)
+    np.testing.assert_array_equal(again[1][again[0]], top[mid])
+
+
+def test_average_linkage_tolerates_a_zero_centroid():
+    vectors, _ = topic_centroids(0)
+    vectors[0] = 0
+    (grouping,) = centroid_levels(vectors, [10, 3], "average")
+    assert sorted(set(grouping.tolist())) == [0, 1, 2]
+
+
+def test_unknown_linkage_is_rejected():
+    with pytest.raises(ValueError):
+        HierarchyParams(linkage="single")
+
+
+def brute_force_average(points: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Merge the clusters whose members' mean pairwise cosine distance is smallest, down to ``k`` groups."""
+    unit = points / np.linalg.norm(points, axis=1, keepdims=True)
+    groups = [[c] for c in sorted(set(labels.tolist()))]
+    while len(groups) > k:
+        members = [unit[np.isin(labels, g)] for g in groups]
+        pairs = [(float(np.mean(1 - members[a] @ members[b].T)), a, b) for a in range(len(groups)) for b in range(a + 1, len(groups))]
+        _, a, b = min(pairs)
+        groups[a] += groups.pop(b)
+    out = np.empty(len(set(labels.tolist())), dtype=np.int64)
+    for g, clusters in enumerate(groups):
+        out[clusters] = g
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_average_linkage_is_the_mean_distance_over_members(seed):
+    """Grouping clusters of unequal sizes by their means and sizes equals average linkage over their points."""
+    from sklearn.metrics import adjusted_rand_score
+
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(2, 25, size=8)
+    labels = np.repeat(np.arange(8), counts)
+    points = rng.normal(size=(8, 6))[labels] + rng.normal(scale=0.8, size=(len(labels), 6))
+    ids, means, sizes = cluster_means(points, labels)
+    assert ids == list(range(8)) and sizes.tolist() == counts.tolist()
+    (grouping,) = centroid_levels(means, [8, 3], "average", sizes)
+    assert adjusted_rand_score(brute_force_average(points, labels, 3), grouping) == 1.0
+
+
+def test_cluster_means_skip_noise():
+    vectors = np.array([[3.0, 0.0], [0.0, 2.0], [1.0, 1.0], [5.0, 5.0]])
+    ids, means, counts = cluster_means(vectors, np.array([0, 0, -1, 2]))
+    assert ids == [0, 2] and counts.tolist() == [2, 1]
+    np.testing.assert_allclose(means, [[0.5, 0.5], [2**-0.5, 2**-0.5]])
