@@ -246,7 +246,6 @@ def _average_groups(means: np.ndarray, weights: np.ndarray, k: int) -> np.ndarra
     np.fill_diagonal(distance, np.inf)
     weight = np.asarray(weights, dtype=float).copy()
     owner = np.arange(n)  # each row's current group (the index of its first member)
-    alive = np.ones(n, dtype=bool)
     for _ in range(n - k):
         flat = int(np.argmin(distance))
         a, b = divmod(flat, n)
@@ -257,7 +256,6 @@ def _average_groups(means: np.ndarray, weights: np.ndarray, k: int) -> np.ndarra
         distance[a, a] = np.inf
         distance[b], distance[:, b] = np.inf, np.inf
         weight[a] += weight[b]
-        alive[b] = False
         owner[owner == b] = a
     _, dense = np.unique(owner, return_inverse=True)
     return dense.astype(np.int64)
