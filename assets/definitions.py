@@ -82,6 +82,8 @@ RESOURCES_BY_DEPLOYMENT: dict[str, dict[str, Any]] = {
             input_dir=dg.EnvVar("LOOKOUT_INPUT_DIR"),
             out_dir=dg.EnvVar("LOOKOUT_OUT_DIR"),
             state_dir=dg.EnvVar("LOOKOUT_STATE_DIR"),
+            # Beam workers that cannot mount state_dir (Dataflow) exchange data through this object-store folder.
+            exchange_dir=os.environ.get("LOOKOUT_EXCHANGE_DIR", ""),
         ),
         "beam_runner": BeamRunnerResource(
             runner=dg.EnvVar("LOOKOUT_BEAM_RUNNER"), options_file=dg.EnvVar("LOOKOUT_BEAM_OPTIONS_FILE")

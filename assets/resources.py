@@ -15,6 +15,8 @@ from clustering.embed import Embedder, build_embedder
 from clustering.hierarchy import HierarchyParams
 from clustering.naming import NAMERS, ClusterNamer, KeywordNamer
 from clustering.tracking import FlagRules, TrackingParams
+from pipelines import storage
+from pipelines.ingest_redact import INPUT_PATTERNS
 from privacy.dp import DPConfig, Selection, SelectionConfig
 from privacy.gate import Thresholds
 from privacy.ner import ner_engine_from_name
@@ -32,28 +34,53 @@ class LookoutPaths(dg.ConfigurableResource):
     """Where a deployment reads logs and writes state and reports.
 
     ``state_dir`` holds private intermediate data (redacted conversations,
-    facets, assignments); ``out_dir`` holds only publishable aggregates.
+    facets, assignments); ``out_dir`` holds only publishable aggregates. Both
+    are folders on the Dagster host. ``input_dir`` may be an object-store URI
+    (``gs://``, ``s3://``), read by the Beam job only. ``exchange_dir``, when
+    set, is the object-store folder through which Beam jobs on remote workers
+    (Dataflow, or Flink and Spark without a shared mount) read and write a
+    day's data; empty, the jobs use ``state_dir`` directly.
     """
 
     input_dir: str
     state_dir: str
     out_dir: str
+    exchange_dir: str = ""
 
-    def input_for(self, day: str) -> Path:
-        """The folder of one day's log files."""
-        return Path(self.input_dir) / day
+    def input_for(self, day: str) -> str:
+        """The folder (or object-store prefix) of one day's log files."""
+        return storage.join(self.input_dir, day)
+
+    def has_input(self, day: str) -> bool:
+        """Whether the day's input exists: its folder, or on an object store any log file."""
+        if storage.is_local(self.input_dir):
+            return Path(self.input_for(day)).is_dir()
+        return bool(storage.matching_files(self.input_for(day), INPUT_PATTERNS))
 
     def state_for(self, day: str) -> Path:
         """The private state folder of one day (created)."""
-        path = Path(self.state_dir) / day
+        path = self._local("state_dir") / day
         path.mkdir(parents=True, exist_ok=True)
         return path
 
     def report_for(self, day: str) -> Path:
         """The report folder of one day (created)."""
-        path = Path(self.out_dir) / "reports" / day
+        path = self._local("out_dir") / "reports" / day
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def exchange_for(self, day: str) -> str | None:
+        """The day's folder in the exchange store, or ``None`` when Beam uses ``state_dir``."""
+        return storage.join(self.exchange_dir, day) if self.exchange_dir else None
+
+    def _local(self, field: str) -> Path:
+        value = getattr(self, field)
+        if not storage.is_local(value):
+            raise ValueError(
+                f"{field} must be a folder on the Dagster host, not {value!r}; "
+                "to run Beam workers against an object store, set exchange_dir"
+            )
+        return Path(value)
 
 
 class BeamRunnerResource(dg.ConfigurableResource):

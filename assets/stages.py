@@ -33,7 +33,7 @@ from clustering.cluster import cluster_embeddings
 from clustering.embed import embed_text, with_first_user
 from clustering.hierarchy import HierarchyBuilder, cluster_means, membership
 from clustering.tracking import centroids, coordination_signals, track_day
-from pipelines import ingest_redact, summarize
+from pipelines import ingest_redact, storage, summarize
 from privacy.auditor import PrivacyAuditor, split_audited
 from privacy.dp import select_partitions, selection_withheld
 from privacy.gate import apply_thresholds, removal_trail, threshold_violations
@@ -95,6 +95,24 @@ def _clear_beam_temp(state: Path) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
 
 
+def _exchange(paths: LookoutPaths, beam_runner: BeamRunnerResource, day: str) -> str | None:
+    """The day's exchange folder, emptied of an earlier try's files; ``None`` without one."""
+    storage.configure(beam_runner.args())  # the jobs' credentials and endpoints, for the host's copies too
+    exchange = paths.exchange_for(day)
+    if exchange:
+        storage.delete_folder(exchange)
+    return exchange
+
+
+def _fetch(exchange: str | None, state: Path, names: Iterable[str]) -> None:
+    """Download a Beam job's outputs from the exchange folder into the day's state, then empty it."""
+    if exchange is None:
+        return
+    for name in names:
+        storage.download(storage.join(exchange, name), state / name)
+    storage.delete_folder(exchange)
+
+
 def _entity_counts(redacted: pl.DataFrame) -> pl.DataFrame:
     """Redacted entities by type over the day (``entity_type``, ``count``), most frequent first."""
     if redacted.is_empty():
@@ -132,21 +150,25 @@ def redacted_conversations(
     """Ingest the day's logs, dead-letter invalid records, redact PII and pseudonymize accounts."""
     day = context.partition_key
     source = paths.input_for(day)
-    if not source.is_dir():
-        raise dg.Failure(f"no input for partition {day}: folder {source} does not exist", allow_retries=False)
+    exchange = _exchange(paths, beam_runner, day)
+    if not paths.has_input(day):
+        what = "folder" if storage.is_local(source) else "no log file under"
+        raise dg.Failure(f"no input for partition {day}: {what} {source} does not exist", allow_retries=False)
     state = paths.state_for(day)
     started = time.perf_counter()
     _clear_beam_temp(state)
+    beam_dir = exchange or str(state)
     ingest_redact.run(
         [
             f"--input={source}",
             f"--day={day}",
-            f"--output={state / REDACTED}",
-            f"--dead_letter={state / INGEST_DEAD}",
+            f"--output={storage.join(beam_dir, REDACTED)}",
+            f"--dead_letter={storage.join(beam_dir, INGEST_DEAD)}",
             *redaction.job_args(),
             *beam_runner.args(),
         ],
     )
+    _fetch(exchange, state, [REDACTED, INGEST_DEAD])
     redacted = pl.read_parquet(state / REDACTED, columns=["entities", "truncated_messages"])
     dead = pl.read_parquet(state / INGEST_DEAD)
     entities = _entity_counts(redacted)
@@ -183,17 +205,24 @@ def conversation_facets(
     if (state / FACETS).exists():
         (state / FACETS).replace(cache)
     _clear_beam_temp(state)
+    exchange = _exchange(paths, beam_runner, day)
+    beam_dir = exchange or str(state)
+    if exchange:  # what the job reads goes up first
+        for name in (REDACTED, FACETS_CACHE):
+            if (state / name).exists():
+                storage.upload(state / name, storage.join(exchange, name))
     summarize.run(
         [
-            f"--input={state / REDACTED}",
-            f"--output={state / FACETS}",
-            f"--dead_letter={state / FACETS_DEAD}",
+            f"--input={storage.join(beam_dir, REDACTED)}",
+            f"--output={storage.join(beam_dir, FACETS)}",
+            f"--dead_letter={storage.join(beam_dir, FACETS_DEAD)}",
             f"--llm={json.dumps(asdict(llm.spec()))}",
             f"--taxonomy={taxonomy.taxonomy}",
-            *([f"--cache={cache}"] if cache.exists() else []),
+            *([f"--cache={storage.join(beam_dir, FACETS_CACHE)}"] if cache.exists() else []),
             *beam_runner.args(),
         ]
     )
+    _fetch(exchange, state, [FACETS, FACETS_DEAD])
     facets = pl.read_parquet(state / FACETS)
     previous = pl.read_parquet(cache, columns=["cache_key"]) if cache.exists() else pl.DataFrame({"cache_key": []})
     cache_hits = int(facets["cache_key"].is_in(previous["cache_key"].implode()).sum())
