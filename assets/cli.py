@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--state", default=".lookout/state", help="private intermediate state")
     run.add_argument("--start", help="first day (YYYY-MM-DD); default: every day in --input")
     run.add_argument("--end", help="last day (default: --start)")
+    run.add_argument(
+        "--exchange", default=None, help="object-store folder for Beam workers without a shared mount (default: the deployment's)"
+    )
     run.add_argument("--deployment", default=None, help="resource set (default: $LOOKOUT_DEPLOYMENT or local)")
     run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     args = parser.parse_args(argv)
@@ -76,14 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.start:
         days = day_range(args.start, args.end or args.start)
     else:
+        if "://" in args.input:
+            parser.error(f"--start is required with an object-store input ({args.input})")
         if not input_dir.is_dir():
             parser.error(f"input folder {input_dir} does not exist")
         days = days_in(input_dir)
     if not days:
         parser.error(f"no YYYY-MM-DD folders in {input_dir}")
-    defs = build_definitions(
-        args.deployment, paths={"input_dir": args.input, "out_dir": args.out, "state_dir": args.state}
-    )
+    paths = {"input_dir": args.input, "out_dir": args.out, "state_dir": args.state}
+    if args.exchange is not None:
+        paths["exchange_dir"] = args.exchange
+    defs = build_definitions(args.deployment, paths=paths)
     with dg.DagsterInstance.get() as instance:
         results = run_days(defs, days, instance, args.log_level)
     reports = [Path(args.out) / "reports" / day / "report.html" for day, ok in results.items() if ok]

@@ -41,11 +41,11 @@ LOCAL_STATE = ".lookout/state"
 
 
 def local_resources(
-    input_dir: str = "data/sample", out_dir: str = "out", state_dir: str = LOCAL_STATE
+    input_dir: str = "data/sample", out_dir: str = "out", state_dir: str = LOCAL_STATE, exchange_dir: str = ""
 ) -> dict[str, Any]:
     """Resources for one machine: FnApiRunner, the embedded CPU LLM, files on disk."""
     return {
-        "paths": LookoutPaths(input_dir=input_dir, out_dir=out_dir, state_dir=state_dir),
+        "paths": LookoutPaths(input_dir=input_dir, out_dir=out_dir, state_dir=state_dir, exchange_dir=exchange_dir),
         "beam_runner": BeamRunnerResource(runner="FnApiRunner"),
         "redaction": RedactionResource(
             pseudonym_key=os.environ.get("LOOKOUT_PSEUDONYM_KEY") or None,
@@ -128,7 +128,7 @@ def build_definitions(
 
     Args:
         deployment: Resource set name; defaults to ``LOOKOUT_DEPLOYMENT`` or ``local``.
-        paths: Optional ``input_dir``/``out_dir``/``state_dir`` overriding the deployment's paths.
+        paths: Optional ``input_dir``/``out_dir``/``state_dir`` (and ``exchange_dir``) overriding the deployment's paths.
         overrides: Resources replacing the deployment's, by key.
     """
     name = deployment or os.environ.get("LOOKOUT_DEPLOYMENT", "local")
@@ -136,7 +136,10 @@ def build_definitions(
         raise ValueError(f"unknown LOOKOUT_DEPLOYMENT {name!r}; expected one of {sorted(RESOURCES_BY_DEPLOYMENT)}")
     resources = dict(RESOURCES_BY_DEPLOYMENT[name])
     if paths:
-        resources = local_resources(**paths) if name == "local" else {**resources, "paths": LookoutPaths(**paths)}
+        if name == "local":
+            resources = local_resources(**paths)
+        else:  # the deployment's exchange folder stays unless paths names one
+            resources = {**resources, "paths": LookoutPaths(**{"exchange_dir": resources["paths"].exchange_dir, **paths})}
     resources.update(overrides or {})
     return dg.Definitions(
         assets=ASSETS,

@@ -89,3 +89,22 @@ def test_key_from_a_storage_uri_for_dataflow_workers(tmp_path):
     uri.write_text("short")
     with pytest.raises(PseudonymKeyError):
         resource.key_args()
+
+
+@pytest.mark.parametrize("deployment", ["local", "production"])
+def test_paths_override_can_set_the_exchange_folder(tmp_path, deployment):
+    from assets.definitions import RESOURCES_BY_DEPLOYMENT, build_definitions
+
+    base = {"input_dir": "s3://b/logs", "out_dir": str(tmp_path / "o"), "state_dir": str(tmp_path / "s")}
+    named = build_definitions(deployment, paths={**base, "exchange_dir": "s3://b/exchange"})
+    assert named.resources["paths"].exchange_dir == "s3://b/exchange"
+    kept = build_definitions(deployment, paths=base)  # the deployment's own setting stays
+    assert kept.resources["paths"].exchange_dir == RESOURCES_BY_DEPLOYMENT[deployment]["paths"].exchange_dir
+
+
+def test_object_store_input_needs_explicit_days(capsys):
+    from assets.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["run", "--input", "s3://b/logs"])
+    assert "--start is required with an object-store input (s3://b/logs)" in capsys.readouterr().err
