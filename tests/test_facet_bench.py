@@ -1,12 +1,21 @@
-"""Joining chunks of one facet benchmark run (``--offset``/``--limit`` then ``--merge``)."""
+"""Facet benchmark plumbing: chunk merging, disjoint samples, bootstrap intervals and paired runs."""
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
-from benchmarks.facets import _write_items, merge_chunks
+from benchmarks.facets import (
+    _paired,
+    _write_items,
+    bootstrap_auprc_ci,
+    excluded_ids,
+    load_items,
+    merge_chunks,
+)
+from tests.conftest import require_shared
 
 CONFIG = {"seed": 0, "moderation": 4, "xstest": 2, "ailuminate": 0, "language": 0, "backend": "cpu", "model": "m"}
 CONFIG = {**CONFIG, "threads": 1, "attempts": 2}
@@ -83,3 +92,72 @@ def test_merge_rejects_gaps_other_models_and_chunks_without_stats(tmp_path):
     stale.write_text(json.dumps({"model": "embedded:m", "items": json.loads(second.read_text())["items"]}))
     with pytest.raises(SystemExit, match="no run stats"):
         merge_chunks([first, stale], ["a", "b", "c", "d"])
+
+
+@pytest.mark.parametrize("as_items_file", [True, False])
+def test_excluded_ids_read_items_files_and_id_lists(tmp_path, as_items_file):
+    path = tmp_path / "ids"
+    if as_items_file:
+        _write_items(path, "embedded:m", _items(["a", "b"]), _preds(2))
+    else:
+        path.write_text("a\n\nb\n")
+    other = tmp_path / "more"
+    other.write_text("c\n")
+    assert excluded_ids([path, other]) == {"a", "b", "c"}
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"model": "m"}')
+    with pytest.raises(SystemExit, match="not an --items-out"):
+        excluded_ids([bad])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_excluded_items_are_never_drawn_and_the_default_sample_is_unchanged(seed):
+    require_shared("openai_moderation", "samples-1680.jsonl.gz")
+    sizes = {"moderation": 40, "xstest": 10, "ailuminate": 12, "language": 3}
+    first = load_items(sizes, 0)
+    assert load_items(sizes, 0, frozenset()) == first  # no exclusion: the same sample as before
+    exclude = frozenset(it["id"] for it in first)
+    second = load_items(sizes, seed, exclude)
+    assert not exclude & {it["id"] for it in second}
+    counts = {d: sum(it["dataset"] == d for it in second) for d in sizes}
+    assert counts["moderation"] == 40 and counts["xstest"] == 10 and counts["ailuminate"] == 12
+    assert 0 < sum(it.get("unsafe", False) for it in second if it["dataset"] == "moderation") < 40
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_bootstrap_interval_brackets_the_auprc_and_pairs_differences(seed):
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(seed)
+    labels = rng.random(120) < 0.3
+    scores = labels * 1.0 + rng.normal(0, 0.8, 120)
+    low, high = bootstrap_auprc_ci(labels, scores, resamples=300, seed=seed)
+    assert low < average_precision_score(labels, scores) < high and high - low < 0.5
+    assert bootstrap_auprc_ci(labels, labels * 1.0, resamples=50) == [1.0, 1.0]  # perfect ranking
+    assert bootstrap_auprc_ci(labels, scores, scores, resamples=50) == [0.0, 0.0]  # a run against itself
+    better = labels * 3.0 + rng.normal(0, 0.8, 120)
+    assert bootstrap_auprc_ci(labels, better, scores, resamples=300, seed=seed)[0] > 0
+
+
+@pytest.mark.parametrize("gap", [0.0, 3.0])
+def test_paired_compares_this_run_with_the_stored_one_on_the_same_items(tmp_path, gap):
+    rng = np.random.default_rng(1)
+    ids = [f"mod-{i}" for i in range(60)]
+    items = [{"id": i, "dataset": "moderation", "unsafe": bool(n % 3 == 0)} for n, i in enumerate(ids)]
+
+    def preds(strength):
+        out = []
+        for item in items:
+            value = float(np.clip(2 + strength * item["unsafe"] + rng.normal(0, 1), 1, 5))
+            out.append({"concerning": round(value), "concern_score": value, "concern_probs": None,
+                        "categories": [], "language": "en"})
+        return out
+
+    earlier = tmp_path / "earlier.json"
+    _write_items(earlier, "embedded:m", items, preds(0.5))
+    paired = _paired(earlier, items, preds(0.5 + gap))
+    low, high = paired["moderation_auprc_diff_ci95"]
+    assert paired["items"] == 60 and low <= high
+    assert (low > 0) == (gap > 0)  # a much better run is better beyond noise; an equal one is not
+    with pytest.raises(SystemExit, match="lacks"):
+        _paired(earlier, [*items, {"id": "mod-x", "dataset": "moderation", "unsafe": True}], preds(0.5) + preds(0)[:1])

@@ -262,3 +262,25 @@ def test_invalid_taxonomy_is_a_startup_error(tmp_path):
     path.write_text("name: x\ntitle: x\ncategories:\n  - {code: a, name: A, definition: d, severity: extreme}\n")
     with pytest.raises(TaxonomyError, match="invalid"):
         load_taxonomy(str(path))
+
+
+@pytest.mark.parametrize("name", ["ailuminate_v1", "llama_guard_3", "aegis_2"])
+def test_few_shot_answers_are_valid_facets_and_fit_the_taxonomy(name):
+    from summarize.facets import EXAMPLES
+    from summarize.taxonomy import load_taxonomy
+
+    taxonomy = load_taxonomy(name)
+    messages = build_prompt("USER: hello", taxonomy)
+    answers = [json.loads(m["content"]) for m in messages if m["role"] == "assistant"]
+    fitting = [a for _, a in EXAMPLES if set(a["categories"]) <= {"none", *taxonomy.codes}]
+    assert answers == fitting and answers  # examples naming codes the taxonomy lacks are left out
+    for answer in answers:
+        parse_facets(json.dumps(answer), taxonomy)
+    assert {a["concerning"] for a in answers} >= {1}  # a benign anchor is always kept
+
+
+def test_rubric_defines_every_concern_value_in_order():
+    from summarize.facets import CONCERN_RUBRIC, CONCERN_VALUES
+
+    levels = [line.split(":")[0] for line in CONCERN_RUBRIC.splitlines() if line[:1].isdigit()]
+    assert levels == [str(v) for v in CONCERN_VALUES]
