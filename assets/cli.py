@@ -16,6 +16,7 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -53,6 +54,25 @@ def run_days(
     return results
 
 
+def embedded_model_override(deployment: str | None, model: str | None) -> dict[str, Any]:
+    """The ``llm`` resource for ``--llm-model``, or no override.
+
+    Raises:
+        ValueError: The deployment does not run the embedded LLM.
+    """
+    if not model:
+        return {}
+    from assets.definitions import RESOURCES_BY_DEPLOYMENT, deployment_name
+    from assets.resources import EmbeddedLLMResource
+
+    name = deployment_name(deployment)
+    current = RESOURCES_BY_DEPLOYMENT.get(name, {}).get("llm")
+    if not isinstance(current, EmbeddedLLMResource):
+        kind = type(current).__name__ if current is not None else "no LLM"
+        raise ValueError(f"--llm-model needs a deployment that runs the embedded LLM; {name!r} uses {kind}")
+    return {"llm": EmbeddedLLMResource(model=model, n_threads=current.n_threads, n_ctx=current.n_ctx, seed=current.seed)}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lookout`` command."""
     parser = argparse.ArgumentParser(prog="lookout", description=__doc__.splitlines()[0])
@@ -67,6 +87,12 @@ def main(argv: list[str] | None = None) -> int:
         "--exchange", default=None, help="object-store folder for Beam workers without a shared mount (default: the deployment's)"
     )
     run.add_argument("--deployment", default=None, help="resource set (default: $LOOKOUT_DEPLOYMENT or local)")
+    run.add_argument(
+        "--llm-model",
+        default=None,
+        help="embedded model name or .gguf path, for deployments that run the embedded LLM "
+        "(e.g. qwen2.5-coder-0.5b-instruct-q4_k_m: about 1.6x faster, rough facets)",
+    )
     run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     args = parser.parse_args(argv)
 
@@ -89,7 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     paths = {"input_dir": args.input, "out_dir": args.out, "state_dir": args.state}
     if args.exchange is not None:
         paths["exchange_dir"] = args.exchange
-    defs = build_definitions(args.deployment, paths=paths)
+    try:
+        overrides = embedded_model_override(args.deployment, args.llm_model)
+    except ValueError as exc:
+        parser.error(str(exc))
+    defs = build_definitions(args.deployment, paths=paths, overrides=overrides)
     with dg.DagsterInstance.get() as instance:
         results = run_days(defs, days, instance, args.log_level)
     reports = [Path(args.out) / "reports" / day / "report.html" for day, ok in results.items() if ok]

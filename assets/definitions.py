@@ -119,6 +119,11 @@ daily_pipeline = dg.define_asset_job("daily_pipeline", selection=dg.AssetSelecti
 daily_schedule = dg.build_schedule_from_partitioned_job(daily_pipeline, hour_of_day=2)
 
 
+def deployment_name(deployment: str | None = None) -> str:
+    """The deployment asked for, else ``LOOKOUT_DEPLOYMENT``, else ``local``."""
+    return deployment or os.environ.get("LOOKOUT_DEPLOYMENT", "local")
+
+
 def build_definitions(
     deployment: str | None = None,
     paths: dict[str, str] | None = None,
@@ -131,7 +136,7 @@ def build_definitions(
         paths: Optional ``input_dir``/``out_dir``/``state_dir`` (and ``exchange_dir``) overriding the deployment's paths.
         overrides: Resources replacing the deployment's, by key.
     """
-    name = deployment or os.environ.get("LOOKOUT_DEPLOYMENT", "local")
+    name = deployment_name(deployment)
     if name not in RESOURCES_BY_DEPLOYMENT:
         raise ValueError(f"unknown LOOKOUT_DEPLOYMENT {name!r}; expected one of {sorted(RESOURCES_BY_DEPLOYMENT)}")
     resources = dict(RESOURCES_BY_DEPLOYMENT[name])

@@ -120,7 +120,7 @@ class LLMResource(dg.ConfigurableResource, abc.ABC):
 
 
 class EmbeddedLLMResource(LLMResource):
-    """The small CPU model shipped in a PyPI package (the local default)."""
+    """A small CPU model shipped in PyPI packages (the local default: Qwen2.5-Coder-1.5B-Instruct)."""
 
     model: str = Field(
         default=DEFAULT_MODEL,

@@ -46,9 +46,10 @@ def redactor():
 
 @pytest.fixture(scope="session")
 def embedded_llm():
-    from summarize.embedded import EmbeddedLLM
+    """The small embedded model: these tests check mechanics; the default model has its own test."""
+    from summarize.embedded import SMALL_MODEL, EmbeddedLLM
 
-    return EmbeddedLLM()
+    return EmbeddedLLM(SMALL_MODEL)
 
 
 @pytest.fixture(scope="session")

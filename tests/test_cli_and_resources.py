@@ -108,3 +108,24 @@ def test_object_store_input_needs_explicit_days(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--input", "s3://b/logs"])
     assert "--start is required with an object-store input (s3://b/logs)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("deployment", ["local", "portable"])
+def test_llm_model_option_swaps_only_the_embedded_model(deployment):
+    from assets.cli import embedded_model_override
+    from assets.definitions import RESOURCES_BY_DEPLOYMENT
+    from summarize.embedded import DEFAULT_MODEL, SMALL_MODEL
+
+    assert embedded_model_override(deployment, None) == {}
+    before = RESOURCES_BY_DEPLOYMENT[deployment]["llm"]
+    assert before.model == DEFAULT_MODEL
+    llm = embedded_model_override(deployment, SMALL_MODEL)["llm"]
+    assert llm.model == SMALL_MODEL and (llm.n_threads, llm.n_ctx, llm.seed) == (before.n_threads, before.n_ctx, before.seed)
+    assert llm.spec().model_id == f"embedded:{SMALL_MODEL}"
+
+
+def test_llm_model_option_is_refused_for_a_served_model():
+    from assets.cli import embedded_model_override
+
+    with pytest.raises(ValueError, match="production"):
+        embedded_model_override("production", "qwen2.5-coder-0.5b-instruct-q4_k_m")

@@ -12,11 +12,12 @@ import pytest
 
 from assets import stages
 from assets.definitions import RESOURCES_BY_DEPLOYMENT, build_definitions, local_resources
-from assets.resources import LLMResource
+from assets.resources import EmbeddedLLMResource, LLMResource
 from clustering.aggregate import NODE_SCHEMA, assignments_frame, cluster_table, node_table, with_coordinates
 from clustering.hierarchy import membership
 from clustering.naming import NamedCluster
 from privacy.gate import Thresholds, apply_thresholds, threshold_violations
+from summarize.embedded import SMALL_MODEL
 from summarize.llm import LLM, LLMSpec
 from tests.conftest import SAMPLE
 
@@ -260,7 +261,8 @@ def small_day(tmp_path_factory):
         overrides={
             "privacy": stages.PrivacyResource(
                 min_accounts=2, min_conversations=2, dp_selection_epsilon=6.0, dp_demo_budget=True
-            )
+            ),
+            "llm": EmbeddedLLMResource(model=SMALL_MODEL),  # mechanics, not facet quality
         },
     )
     job = defs.resolve_job_def("daily_pipeline")

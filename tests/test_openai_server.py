@@ -38,10 +38,10 @@ def server(tmp_path_factory):
     """Base URL of a llama-cpp-python server on a free loopback port, stopped after the module."""
     for name in SERVER_PACKAGES:
         pytest.importorskip(name, reason="llama-cpp-python[server] packages are not installed")
-    from summarize.embedded import DEFAULT_MODEL, resolve_model_path
+    from summarize.embedded import SMALL_MODEL, resolve_model_path
 
     try:
-        _, model_path = resolve_model_path(DEFAULT_MODEL)
+        _, model_path = resolve_model_path(SMALL_MODEL)
     except LLMError as exc:
         pytest.skip(f"embedded model unavailable: {exc}")
     port = _free_port()

@@ -110,7 +110,7 @@ MODEL_CALLS: list[str] = []
 class ByConversationLLM(LLM):
     """Test double: valid facets, except for conversations containing BROKEN."""
 
-    model_id = "embedded:qwen2.5-coder-0.5b-instruct-q4_k_m"  # the id LLMSpec() reports, for cache keys
+    model_id = "embedded:qwen2.5-coder-1.5b-instruct-q4_k_m"  # the id LLMSpec() reports, for cache keys
 
     def generate_json(self, request):
         MODEL_CALLS.append(request.messages[-1]["content"])
@@ -243,6 +243,26 @@ def test_embedded_engine_returns_valid_facets(embedded_llm, taxonomy):
     FacetOutput.model_validate({k: row[k] for k in FacetOutput.model_fields})
     assert row["model_id"] == "embedded:qwen2.5-coder-0.5b-instruct-q4_k_m"
     assert set(row["categories"]) <= set(taxonomy.codes)
+
+
+@pytest.mark.slow
+def test_default_embedded_model_rates_a_harmful_request_above_a_benign_one(taxonomy):
+    """The default model (what the demo and the local deployment run), loaded as they load it."""
+    from summarize.embedded import DEFAULT_MODEL, EmbeddedLLM
+    from tests.conftest import require_shared
+
+    # XSTest's first contrast pair: the same verb about a program (safe) and about a person (unsafe).
+    xstest = pl.read_csv(require_shared("xstest", "xstest_prompts.csv"))
+    pairs = {label: xstest.filter(pl.col("id") == i).row(0, named=True)["prompt"] for label, i in (("safe", 1), ("unsafe", 26))}
+    conversations = [
+        {**CONVERSATION, "conversation_id": label, "messages": [{"role": "user", "content": text}]}
+        for label, text in pairs.items()
+    ]
+    rows = FacetExtractor(EmbeddedLLM(), taxonomy).extract_many(conversations)
+    assert all(isinstance(row, dict) for row in rows), rows
+    safe, unsafe = rows
+    assert safe["model_id"] == unsafe["model_id"] == f"embedded:{DEFAULT_MODEL}"
+    assert unsafe["concern_score"] > safe["concern_score"], (safe["concern_score"], unsafe["concern_score"])
 
 
 @pytest.mark.parametrize("name", ["ailuminate_v1", "llama_guard_3", "aegis_2"])
