@@ -29,9 +29,9 @@ counts with ``concerning = concern_score = 0`` and no categories, so failures co
 The default is a seeded stratified subsample (the CPU model takes seconds per
 conversation); sizes are arguments and are written to the JSON.
 
-    python -m benchmarks.facets [--moderation 40 --xstest 30 --ailuminate 36 --language 20]
-    python -m benchmarks.facets --model qwen2.5-coder-1.5b-instruct-q4_k_m --key cpu_1.5b --limit 100 \
-        --paired-with .lookout/bench/facets_items_cpu.json   # 0.5B's metrics on the same items
+    python -m benchmarks.facets [--moderation 40 --xstest 30 --ailuminate 36 --language 20]   # default model
+    python -m benchmarks.facets --model qwen2.5-coder-0.5b-instruct-q4_k_m --key cpu_0.5b \
+        --paired-with .lookout/bench/facets_items_cpu.json   # the small model, paired with the default's items
 
 ``--items-out`` keeps per-item ids, labels and predictions (never text) for
 ``--paired-with`` and ``--rescore`` (re-scoring a stored run without the model).
@@ -47,7 +47,7 @@ the largest chunk's):
         --model qwen2.5-coder-1.5b-instruct-q4_k_m --threads 1 --no-baseline --offset 40 --limit 40 \
         --items-out chunk-40.json --out /tmp/chunk.json    # ... one per offset, then:
     python -m benchmarks.facets --moderation 160 --xstest 40 --ailuminate 24 --language 10 \
-        --merge chunk-0.json chunk-40.json ... --key cpu_1.5b_full --paired-with .lookout/bench/facets_items_cpu.json
+        --merge chunk-0.json chunk-40.json ... --key cpu --paired-with .lookout/bench/facets_items_cpu_0.5b.json
     python -m benchmarks.facets --backend vllm --base-url http://vllm:8000/v1 --model Qwen/Qwen2.5-7B-Instruct
 """
 
