@@ -9,9 +9,10 @@
   and as a near-match, in each stage's state and in everything under ``out/``;
   ``canaries_leaked`` counts canaries with any string in ``out/``, and each
   canary is attributed to the first layer after which none of its strings
-  remains. The LLM privacy auditor and DP partition selection are applied to
-  the released clusters afterwards (they are not wired into the assets yet),
-  so ``canaries_leaked_after_auditor`` is measured on the released table.
+  remains. The job's ``released_clusters`` asset already applies the LLM
+  privacy auditor and DP partition selection; the benchmark audits the released
+  table once more (from the same cache) to attribute each canary to a layer, so
+  ``canaries_leaked_after_auditor`` is measured on the released table.
 * **Auditor agreement**: ``--auditor-texts`` cluster texts, half general (real
   Chatbot Arena topic-cluster names from ``arena_hard_prompts`` in aggregate
   phrasing), half the same shape with one Presidio synthetic PII sentence

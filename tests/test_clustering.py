@@ -254,8 +254,8 @@ def test_consensus_runs_must_be_positive():
 
 
 # With 20 outliers the smallest blob splits into small clusters (min_cluster_size is 3 here), hence the lower ARI.
-@pytest.mark.parametrize(("seed", "outliers", "noisy_points", "min_ari"), [(0, 6, 0, 0.95), (3, 20, 1, 0.7)])
-def test_consensus_recovers_blobs_keeps_noise_and_is_deterministic(seed, outliers, noisy_points, min_ari):
+@pytest.mark.parametrize(("seed", "outliers", "min_ari"), [(0, 6, 0.95), (3, 20, 0.7)])
+def test_consensus_recovers_blobs_keeps_noise_and_is_deterministic(seed, outliers, min_ari):
     from sklearn.metrics import adjusted_rand_score
 
     from clustering.cluster import consensus_labels, consensus_seeds
@@ -271,9 +271,11 @@ def test_consensus_recovers_blobs_keeps_noise_and_is_deterministic(seed, outlier
     expected = consensus_labels([s.labels for s in singles], params.cluster_size_for(len(x)), params.min_samples)
     np.testing.assert_array_equal(result.labels, expected)
     np.testing.assert_array_equal(result.reduced, singles[0].reduced)
-    # Noise in most runs stays noise.
+    # Noise in most runs stays noise. How many points that is here depends on UMAP's floating
+    # point (numba compiles for the host CPU), so no count is asserted; the rule itself is
+    # checked on fixed runs in test_consensus_labels_keep_agreement_and_noise.
     noisy = (np.stack([s.labels for s in singles]) == NOISE).mean(axis=0) > 0.5
-    assert noisy.sum() == noisy_points and (result.labels[noisy] == NOISE).all()
+    assert (result.labels[noisy] == NOISE).all()
 
 
 def test_consensus_only_up_to_its_size_and_with_default_sub_models():
