@@ -272,10 +272,11 @@ def test_consensus_recovers_blobs_keeps_noise_and_is_deterministic(seed, outlier
     np.testing.assert_array_equal(result.labels, expected)
     np.testing.assert_array_equal(result.reduced, singles[0].reduced)
     # Noise in most runs stays noise. How many points that is here depends on UMAP's floating
-    # point (numba compiles for the host CPU), so no count is asserted; the rule itself is
-    # checked on fixed runs in test_consensus_labels_keep_agreement_and_noise.
+    # point (numba compiles for the host CPU), so the count is bounded, not pinned: at most
+    # the planted outliers. The rule itself is checked on fixed runs in
+    # test_consensus_labels_keep_agreement_and_noise.
     noisy = (np.stack([s.labels for s in singles]) == NOISE).mean(axis=0) > 0.5
-    assert (result.labels[noisy] == NOISE).all()
+    assert noisy.sum() <= outliers and (result.labels[noisy] == NOISE).all()
 
 
 def test_consensus_only_up_to_its_size_and_with_default_sub_models():
