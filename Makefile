@@ -53,6 +53,7 @@ bench: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m benchmarks.redaction
 	$(PY) -m benchmarks.pipeline
 	$(PY) -m benchmarks.facets
+	$(PY) -m benchmarks.categories
 	$(PY) -m benchmarks.clustering
 	$(PY) -m benchmarks.embedders
 	$(PY) -m benchmarks.privacy

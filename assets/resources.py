@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
@@ -425,9 +425,16 @@ class FlaggingResource(dg.ConfigurableResource):
 
 
 class TaxonomyResource(dg.ConfigurableResource):
-    """The safety taxonomy: a bundled name or a path to a YAML file."""
+    """The safety taxonomy (a bundled name or a path to a YAML file) and how categories are picked.
+
+    ``categories``: ``examples`` (the LLM decides whether a conversation falls
+    under any category, the nearest category by the taxonomy's definitions and
+    examples decides which: ``summarize/categories.py``) or ``llm`` (the LLM's own
+    codes).
+    """
 
     taxonomy: str = "ailuminate_v1"
+    categories: Literal["examples", "llm"] = "examples"
 
     def get(self) -> Taxonomy:
         """The loaded, validated taxonomy."""

@@ -218,6 +218,7 @@ def conversation_facets(
             f"--dead_letter={storage.join(beam_dir, FACETS_DEAD)}",
             f"--llm={json.dumps(asdict(llm.spec()))}",
             f"--taxonomy={taxonomy.taxonomy}",
+            f"--categories={taxonomy.categories}",
             *([f"--cache={storage.join(beam_dir, FACETS_CACHE)}"] if cache.exists() else []),
             *beam_runner.args(),
         ]

@@ -277,10 +277,11 @@ def facets_for(mix: pl.DataFrame, *, chunk: int = 4, llm_threads: int = 2) -> tu
                 continue
             row = json.loads(line)
             cached[row["cache_key"]] = row
-    keys = [facet_cache_key(m, model_id, taxonomy) for m in mix["messages"].to_list()]
+    # Clustering reads no categories: the extractor keeps the LLM's own (categorizer "llm").
+    keys = [facet_cache_key(m, model_id, taxonomy, "llm") for m in mix["messages"].to_list()]
     for version in REUSED_PROMPT_VERSIONS:
         # Rows of an earlier prompt version whose facets this benchmark reads are unchanged.
-        older = [facet_cache_key(m, model_id, taxonomy, prompt_version=version) for m in mix["messages"].to_list()]
+        older = [facet_cache_key(m, model_id, taxonomy, "llm", prompt_version=version) for m in mix["messages"].to_list()]
         keys = [k if k in cached or o not in cached else o for k, o in zip(keys, older, strict=True)]
     todo = [i for i, k in enumerate(keys) if k not in cached]
     if todo:

@@ -13,6 +13,12 @@ Data (``../shared/data``, read-only; harmful text never leaves this process):
   ``*_integer`` variants flag ``concerning >= 3``.
 * ``ailuminate_demo``: ``ailuminate_macro_f1`` of ``categories`` over the 12 hazards
   (``spc_ele/fin/hlt/lgl`` are the taxonomy's ``spc``) and per-hazard recall.
+  ``categories`` are the facet stage's (``--categories examples``: the model decides
+  whether a category applies, ``summarize.categories.CategoryMatcher`` which);
+  ``ailuminate_macro_f1_llm_categories`` scores the model's own codes from the same
+  answers, kept under the same rule (named, and rated 2 or more).
+  ``moderation_safe_category_rate`` and ``xstest_safe_category_rate``: the share of
+  prompts labelled safe that got any category.
 * ``oasst_en100``: ``language_accuracy`` on root-to-leaf conversations against
   OpenAssistant's per-message ``lang``. The shared data holds no labelled
   non-English conversation, so this set is English only (reported as such).
@@ -42,9 +48,10 @@ prompt tuning, or a second evaluation sample):
 A run too long for one sitting goes in chunks (``--offset``/``--limit``, each with
 its own ``--items-out``, which also records the chunk's run figures), joined by
 ``--merge`` into one run of the whole sample (seconds and tokens summed, peak RSS
-the largest chunk's):
+the largest chunk's). Chunks run with the baseline also write its items
+(``chunk-40.plain.json``), and ``--merge`` joins those into the baseline's row:
     python -m benchmarks.facets --moderation 160 --xstest 40 --ailuminate 24 --language 10 \
-        --model qwen2.5-coder-1.5b-instruct-q4_k_m --threads 1 --no-baseline --offset 40 --limit 40 \
+        --model qwen2.5-coder-1.5b-instruct-q4_k_m --threads 1 --offset 40 --limit 40 \
         --items-out chunk-40.json --out /tmp/chunk.json    # ... one per offset, then:
     python -m benchmarks.facets --moderation 160 --xstest 40 --ailuminate 24 --language 10 \
         --merge chunk-0.json chunk-40.json ... --key cpu --paired-with .lookout/bench/facets_items_cpu_0.5b.json
@@ -213,6 +220,7 @@ class _Recorder:
         self.count_tokens = count_tokens
         self.answers: list[tuple[int, str | None]] = []  # (attempt, text or None on error)
         self.value_probs: dict[str, dict[int, float] | None] = {}  # last answer's per prompt
+        self.texts: dict[str, str] = {}  # last answer per prompt
         self.tokens = 0
 
     def generate_json_many(self, requests):
@@ -228,6 +236,7 @@ class _Recorder:
                 self.answers.append((request.attempt, answer))
                 self.tokens += self.count_tokens(answer)
                 self.value_probs[request.messages[-1]["content"]] = getattr(answer, "value_probs", None)
+                self.texts[request.messages[-1]["content"]] = str(answer)
         return answers
 
 
@@ -279,6 +288,7 @@ def run_lookout(
     items: Sequence[dict[str, Any]], args: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Extract facets for every item with the facet stage; per-item predictions and run stats."""
+    from summarize.categories import MIN_CONCERN_FOR_CATEGORY, CategoryMatcher
     from summarize.extract import FacetExtractor, FacetFailure
     from summarize.facets import FacetValidationError, build_prompt, parse_facets, render_transcript
     from summarize.taxonomy import load_taxonomy
@@ -287,7 +297,12 @@ def run_lookout(
     started = time.perf_counter()
     llm, count_tokens, _ = _build_backend(args)
     recorder = _Recorder(llm, count_tokens)
-    extractor = FacetExtractor(recorder, taxonomy, max_attempts=args["attempts"])  # type: ignore[arg-type]
+    matcher = None
+    if args["categories"] == "examples":
+        from clustering.embed import SentenceTransformerEmbedder
+
+        matcher = CategoryMatcher(taxonomy, SentenceTransformerEmbedder())
+    extractor = FacetExtractor(recorder, taxonomy, matcher=matcher, max_attempts=args["attempts"])  # type: ignore[arg-type]
     load_s = time.perf_counter() - started
     conversations = [
         {"conversation_id": it["id"], "account": "bench", "timestamp": None, "messages": it["messages"]}
@@ -307,6 +322,7 @@ def run_lookout(
             reasons[row.reason[:80]] += 1  # reasons name fields and errors, never conversation text
         else:
             prompt = build_prompt(render_transcript(conversation["messages"], MAX_TRANSCRIPT_CHARS), taxonomy)
+            own = parse_facets(recorder.texts[prompt[-1]["content"]], taxonomy)  # the model's own codes
             predictions.append(
                 {
                     "concerning": row["concerning"],
@@ -314,6 +330,7 @@ def run_lookout(
                     "concern_score_source": row["concern_score_source"],
                     "concern_probs": recorder.value_probs.get(prompt[-1]["content"]),
                     "categories": row["categories"],
+                    "llm_categories": own.categories if own.concerning >= MIN_CONCERN_FOR_CATEGORY else [],
                     "language": row["language"],
                 }
             )
@@ -327,6 +344,7 @@ def run_lookout(
                 pass
     stats = {
         "model": llm.model_id,
+        "categorizer": extractor.categorizer,
         "concern_score_sources": dict(
             sorted(Counter(p["concern_score_source"] for p in predictions if p).items())
         ),
@@ -490,7 +508,6 @@ def score(items: Sequence[dict[str, Any]], predictions: Sequence[dict[str, Any] 
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     from summarize.facets import concern_at_least
-    from summarize.taxonomy import load_taxonomy
 
     by_set: dict[str, list[tuple[dict, dict | None]]] = defaultdict(list)
     for item, pred in zip(items, predictions, strict=True):
@@ -552,26 +569,41 @@ def score(items: Sequence[dict[str, Any]], predictions: Sequence[dict[str, Any] 
         out[f"xstest_unsafe_recall{name}"] = sum(unsafe) / len(unsafe) if unsafe else None
 
     ail = by_set.get("ailuminate", [])
-    f1s, recall = {}, {}
-    for code in load_taxonomy().codes:
-        predicted = [bool(p) and code in p["categories"] for _, p in ail]
-        gold = [it["hazard"] == code for it, _ in ail]
-        tp = sum(a and b for a, b in zip(predicted, gold, strict=True))
-        fp = sum(a and not b for a, b in zip(predicted, gold, strict=True))
-        fn = sum(b and not a for a, b in zip(predicted, gold, strict=True))
-        f1s[code] = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
-        recall[code] = tp / (tp + fn) if tp + fn else None
-    out["ailuminate_macro_f1"] = sum(f1s.values()) / len(f1s) if ail else None
+    macro_f1, recall = _category_scores(ail, "categories")
+    out["ailuminate_macro_f1"] = macro_f1
     out["ailuminate_any_category_rate"] = (
         sum(bool(p and p["categories"]) for _, p in ail) / len(ail) if ail else None
     )
-    out["ailuminate_recall_by_hazard"] = recall if ail else {}
+    out["ailuminate_recall_by_hazard"] = recall
+    if ail and all(p is None or "llm_categories" in p for _, p in ail):  # the model's own pick, same run
+        out["ailuminate_macro_f1_llm_categories"] = _category_scores(ail, "llm_categories")[0]
+    for name in ("moderation", "xstest"):  # a category on a prompt labelled safe is a false one
+        safe = [p for it, p in by_set.get(name, []) if not it["unsafe"]]
+        out[f"{name}_safe_category_rate"] = sum(bool(p and p["categories"]) for p in safe) / len(safe) if safe else None
 
     lang = by_set.get("language", [])
     out["language_accuracy"] = (
         sum(bool(p) and p["language"] == it["lang"] for it, p in lang) / len(lang) if lang else None
     )
     return out
+
+
+def _category_scores(ail: list[tuple[dict, dict | None]], key: str) -> tuple[float | None, dict[str, float | None]]:
+    """``(macro_f1, recall_by_hazard)`` of the predictions' ``key`` codes against the items' hazards."""
+    from summarize.taxonomy import load_taxonomy
+
+    if not ail:
+        return None, {}
+    f1s, recall = {}, {}
+    for code in load_taxonomy().codes:
+        predicted = [bool(p) and code in p[key] for _, p in ail]
+        gold = [it["hazard"] == code for it, _ in ail]
+        tp = sum(a and b for a, b in zip(predicted, gold, strict=True))
+        fp = sum(a and not b for a, b in zip(predicted, gold, strict=True))
+        fn = sum(b and not a for a, b in zip(predicted, gold, strict=True))
+        f1s[code] = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+        recall[code] = tp / (tp + fn) if tp + fn else None
+    return sum(f1s.values()) / len(f1s), recall
 
 
 def _progress(system: str, done: int, total: int, started: float) -> None:
@@ -607,10 +639,16 @@ def _write_items(
     rows = []
     for item, pred in zip(items, predictions, strict=True):
         label = {k: item[k] for k in ("unsafe", "hazard", "lang") if k in item}
-        kept = {k: pred[k] for k in ("concerning", "concern_score", "concern_probs", "categories", "language")} if pred else None
+        fields = ("concerning", "concern_score", "concern_probs", "categories", "llm_categories", "language")
+        kept = {k: pred[k] for k in fields if k in pred} if pred else None
         rows.append({"id": item["id"], "dataset": item["dataset"], **label, "prediction": kept})
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"model": model, "stats": stats, "config": config, "items": rows}) + "\n")
+
+
+def plain_items_path(path: Path) -> Path:
+    """Where a run's ``--items-out`` for the plain baseline goes, beside the facet stage's."""
+    return path.with_name(f"{path.stem}.plain{path.suffix}")
 
 
 MERGE_SUMMED = ("requests", "generated_tokens", "elapsed_s")
@@ -625,6 +663,7 @@ MERGE_CONFIG = (
     "threads",
     "attempts",
     "exclude_items",
+    "categories",
 )
 
 
@@ -667,6 +706,8 @@ def merge_chunks(paths: Sequence[Path], expected_ids: Sequence[str]) -> tuple[st
         for _, s, _ in chunks:
             merged.update(s.get(key, {}))
         stats[key] = dict(sorted(merged.items()))
+    if chunks[0][1].get("categorizer"):
+        stats["categorizer"] = chunks[0][1]["categorizer"]
     stats["chunks"] = [
         {"offset": offset, "items": n, "elapsed_s": s["elapsed_s"], "peak_rss_mb": s["peak_rss_mb"]}
         for n, s, offset in chunks
@@ -754,6 +795,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--attempts", type=int, default=2, help="FacetExtractor max_attempts")
+    parser.add_argument(
+        "--categories",
+        choices=("examples", "llm"),
+        default="examples",
+        help="which category a flagged item gets: the matcher's (the default) or the model's own",
+    )
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument(
         "--limit", type=int, default=0, help="score only the first N sampled items (same sample, fewer items)"
@@ -816,6 +863,13 @@ def main(argv: list[str] | None = None) -> None:
         if args.paired_with:
             row["paired"] = _paired(Path(args.paired_with), items, predictions)
         results["lookout"] = _round(row)
+        plain_paths = [plain_items_path(Path(p)) for p in args.merge]
+        if all(p.exists() for p in plain_paths):  # chunks run with the baseline: merge it the same way
+            model, _, predictions, stats, _ = merge_chunks(plain_paths, [it["id"] for it in items])
+            row = {"model": model, **score(items, predictions), **stats}
+            row["conversations_per_s"] = len(items) / stats["elapsed_s"]
+            row["generated_tokens_per_s"] = stats["generated_tokens"] / stats["elapsed_s"]
+            results["plain"] = _round(row)
     if args.rescore:  # no model run: score a stored run's predictions with the current definitions
         model, stored_items, predictions = _stored(Path(args.rescore))
         if [it["id"] for it in stored_items] != [it["id"] for it in items]:
@@ -840,8 +894,9 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"{system} failed: {answer}")
         predictions, stats = answer
         row = {"model": stats.pop("model"), **score(items, predictions), **stats}
-        if args.items_out and system == "lookout":
-            _write_items(Path(args.items_out), row["model"], items, predictions, stats, config)
+        if args.items_out:
+            out = Path(args.items_out) if system == "lookout" else plain_items_path(Path(args.items_out))
+            _write_items(out, row["model"], items, predictions, stats, config)
         if args.paired_with and system == "lookout":
             row["paired"] = _paired(Path(args.paired_with), items, predictions)
         row["conversations_per_s"] = len(items) / stats["elapsed_s"]

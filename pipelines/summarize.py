@@ -22,7 +22,15 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 from apache_beam.testing.test_pipeline import TestPipeline
 
+from clustering.embed import DEFAULT_EMBEDDER, SentenceTransformerEmbedder
 from pipelines.common import DEAD_LETTER_SCHEMA, FACETS_SCHEMA, split_args, write_parquet
+from summarize.categories import (
+    CATEGORY_METHODS,
+    DEFAULT_CATEGORY_METHOD,
+    CategoryMatcher,
+    CategoryMethod,
+    categorizer_id,
+)
 from summarize.extract import FacetExtractor, FacetFailure, facet_cache_key
 from summarize.llm import LLMSpec
 from summarize.taxonomy import DEFAULT_TAXONOMY, load_taxonomy
@@ -36,18 +44,28 @@ class FacetModelHandler(ModelHandler[dict, Any, FacetExtractor]):
         llm: LLMSpec,
         taxonomy: str = DEFAULT_TAXONOMY,
         *,
+        categories: CategoryMethod = DEFAULT_CATEGORY_METHOD,
         max_batch_size: int = 8,
         share_across_processes: bool = True,
     ):
         super().__init__()
         self.llm = llm
         self.taxonomy = taxonomy
+        self.categories = categories
         self.max_batch_size = max_batch_size
         self.share_across_processes = share_across_processes
 
+    def categorizer(self) -> str:
+        """What picks categories (part of the facet cache key), known without loading a model."""
+        return categorizer_id(load_taxonomy(self.taxonomy), self.categories, DEFAULT_EMBEDDER)
+
     def load_model(self) -> FacetExtractor:
-        """Build the LLM backend and the extractor (once per worker)."""
-        return FacetExtractor(self.llm.build(), load_taxonomy(self.taxonomy))
+        """Build the LLM backend, the category matcher and the extractor (once per worker)."""
+        taxonomy = load_taxonomy(self.taxonomy)
+        matcher = None
+        if self.categories == "examples":
+            matcher = CategoryMatcher(taxonomy, SentenceTransformerEmbedder())
+        return FacetExtractor(self.llm.build(), taxonomy, matcher=matcher)
 
     def run_inference(
         self, batch: Sequence[dict], model: FacetExtractor, inference_args: dict[str, Any] | None = None
@@ -128,9 +146,10 @@ class SplitByCache(beam.DoFn):
 
     MISS = "miss"
 
-    def __init__(self, model_id: str, taxonomy: str):
+    def __init__(self, model_id: str, taxonomy: str, categorizer: str):
         self.model_id = model_id
         self.taxonomy_name = taxonomy
+        self.categorizer = categorizer
         self.hits = Metrics.counter("lookout_facets", "cache_hits")
         self.misses = Metrics.counter("lookout_facets", "cache_misses")
 
@@ -140,7 +159,7 @@ class SplitByCache(beam.DoFn):
 
     def process(self, row: dict, cache: dict[str, dict]) -> Iterable[Any]:
         """Yield the cached facet row (with this row's account and time) or the row itself as a miss."""
-        key = facet_cache_key(row["messages"], self.model_id, self.taxonomy)
+        key = facet_cache_key(row["messages"], self.model_id, self.taxonomy, self.categorizer)
         cached = cache.get(key)
         if cached is None:
             self.misses.inc()
@@ -167,7 +186,7 @@ def build(
             | "CacheByKey" >> beam.Map(lambda r: (r["cache_key"], r))
         )
         split = rows | "SplitByCache" >> beam.ParDo(
-            SplitByCache(handler.llm.model_id, handler.taxonomy), cache=beam.pvalue.AsDict(cache)
+            SplitByCache(handler.llm.model_id, handler.taxonomy, handler.categorizer()), cache=beam.pvalue.AsDict(cache)
         ).with_outputs(SplitByCache.MISS, main="hit")
         cached, rows = split.hit, split[SplitByCache.MISS]
     main, dlq = (
@@ -192,11 +211,17 @@ def run(argv: Sequence[str] | None = None, test_pipeline: beam.Pipeline | None =
     parser.add_argument("--dead_letter", required=True, help="dead-letter .parquet")
     parser.add_argument("--llm", default="{}", help='LLMSpec as JSON, e.g. {"kind": "vllm", ...}')
     parser.add_argument("--taxonomy", default=DEFAULT_TAXONOMY)
+    parser.add_argument(
+        "--categories",
+        choices=CATEGORY_METHODS,
+        default=DEFAULT_CATEGORY_METHOD,
+        help="which category a flagged conversation gets: nearest by the taxonomy's examples, or the LLM's own",
+    )
     parser.add_argument("--max_batch_size", type=int, default=8)
     parser.add_argument("--cache", default="", help="earlier facets .parquet whose rows are reused by cache key")
     args, options = split_args(parser, argv)
     handler = FacetModelHandler(
-        LLMSpec(**json.loads(args.llm)), args.taxonomy, max_batch_size=args.max_batch_size
+        LLMSpec(**json.loads(args.llm)), args.taxonomy, categories=args.categories, max_batch_size=args.max_batch_size
     )
     pipeline = test_pipeline or beam.Pipeline(options=options)
     build(pipeline, args.input, args.output, args.dead_letter, handler, args.cache or None)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from summarize.categories import MIN_CONCERN_FOR_CATEGORY, CategoryMatcher, user_text
 from summarize.facets import (
     CONCERN_FIELD,
     CONCERN_VALUES,
@@ -29,15 +30,17 @@ def facet_cache_key(
     messages: Sequence[dict[str, Any]],
     model_id: str,
     taxonomy: Taxonomy,
+    categorizer: str,
     *,
     prompt_version: str = PROMPT_VERSION,
 ) -> str:
-    """Key of a conversation's facets: its redacted text, the prompt version, the model and taxonomy.
+    """Key of a conversation's facets: its redacted text, the prompt version, the model, taxonomy and categorizer.
 
-    Any change to the prompt, the model or the taxonomy gives new keys, so stale
-    facets are never reused. ``prompt_version`` defaults to the current prompt; an
-    older version gives the keys its rows were cached under (for deliberate reuse,
-    e.g. in benchmarks).
+    Any change to the prompt, the model, the taxonomy or what picks categories
+    (``summarize.categories.categorizer_id``) gives new keys, so stale facets are
+    never reused. ``prompt_version`` defaults to the current prompt; an older
+    version gives the keys its rows were cached under (for deliberate reuse, e.g.
+    in benchmarks).
     """
     payload = json.dumps(
         {
@@ -45,6 +48,7 @@ def facet_cache_key(
             "prompt": prompt_version,
             "model": model_id,
             "taxonomy": taxonomy.prompt_block(),
+            "categorizer": categorizer,
         },
         sort_keys=True,
         ensure_ascii=False,
@@ -86,6 +90,11 @@ class FacetExtractor:
     backend can read it (``concern_score_source = "token_probs"``); else
     ``float(concerning)`` (``"integer"``). The float ranks conversations
     without the integer's ties.
+
+    ``categories`` are set only where the model named a category and rated the
+    conversation ``MIN_CONCERN_FOR_CATEGORY`` or more. Which category: with a
+    ``matcher``, the nearest category of the user's turns
+    (``summarize.categories``); without one, the model's own codes.
     """
 
     def __init__(
@@ -93,6 +102,7 @@ class FacetExtractor:
         llm: LLM,
         taxonomy: Taxonomy,
         *,
+        matcher: CategoryMatcher | None = None,
         max_transcript_chars: int = 2000,
         max_attempts: int = 2,
         max_tokens: int = 200,
@@ -100,6 +110,8 @@ class FacetExtractor:
     ):
         self.llm = llm
         self.taxonomy = taxonomy
+        self.matcher = matcher
+        self.categorizer = matcher.id if matcher else "llm"
         self.max_transcript_chars = max_transcript_chars
         self.max_attempts = max_attempts
         self.max_tokens = max_tokens
@@ -143,6 +155,7 @@ class FacetExtractor:
                     errors[i] = f"invalid model output: {exc}"
                     retry.append(i)
             pending = retry
+        self._assign_categories(conversations, results)
         out: list[dict[str, Any] | FacetFailure] = []
         for conversation, facets, error, dist in zip(conversations, results, errors, probs, strict=True):
             if facets is None:
@@ -150,6 +163,21 @@ class FacetExtractor:
             else:
                 out.append(self._row(conversation, facets, dist))
         return out
+
+    def _assign_categories(self, conversations: Sequence[dict[str, Any]], results: list[FacetOutput | None]) -> None:
+        """Keep categories only on conversations rated above benign; the matcher picks which."""
+        flagged = []
+        for i, facets in enumerate(results):
+            if facets is None:
+                continue
+            if facets.categories and facets.concerning >= MIN_CONCERN_FOR_CATEGORY:
+                flagged.append(i)
+            else:
+                facets.categories = []
+        if self.matcher is not None and flagged:
+            best = self.matcher.best([user_text(conversations[i]["messages"]) for i in flagged])
+            for i, code in zip(flagged, best, strict=True):
+                results[i].categories = [code] if code else []  # type: ignore[union-attr]
 
     def _row(
         self, conversation: dict[str, Any], facets: FacetOutput, probs: dict[int, float] | None
@@ -167,5 +195,5 @@ class FacetExtractor:
             "turns": sum(1 for m in conversation["messages"] if m["role"] == "user"),
             "model_id": self.llm.model_id,
             "prompt_version": PROMPT_VERSION,
-            "cache_key": facet_cache_key(conversation["messages"], self.llm.model_id, self.taxonomy),
+            "cache_key": facet_cache_key(conversation["messages"], self.llm.model_id, self.taxonomy, self.categorizer),
         }

@@ -23,6 +23,9 @@ class Category(BaseModel):
     maps_to: dict[str, list[str]] = Field(
         default_factory=dict, description="Equivalent codes in other taxonomies, by taxonomy name."
     )
+    examples: list[str] = Field(
+        default_factory=list, description="Short example requests in the category (for category matching)."
+    )
 
 
 class Taxonomy(BaseModel):

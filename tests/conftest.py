@@ -53,6 +53,14 @@ def embedded_llm():
 
 
 @pytest.fixture(scope="session")
+def minilm():
+    """The bundled sentence embedder (all-MiniLM-L6-v2)."""
+    from clustering.embed import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder()
+
+
+@pytest.fixture(scope="session")
 def taxonomy():
     from summarize.taxonomy import load_taxonomy
 

@@ -129,7 +129,7 @@ class ScriptedHandler:
             def load_model(self):
                 return FacetExtractor(ByConversationLLM(), load_taxonomy(), max_attempts=2)
 
-        return Handler(LLMSpec(), share_across_processes=False)
+        return Handler(LLMSpec(), categories="llm", share_across_processes=False)
 
 
 def _redacted_rows():
@@ -180,23 +180,24 @@ def test_facet_cache_skips_the_model_on_rerun(tmp_path):
 def test_cache_key_changes_with_prompt_model_and_text(taxonomy):
     from summarize import extract
 
-    key = extract.facet_cache_key(CONVERSATION["messages"], "m1", taxonomy)
-    assert key == extract.facet_cache_key(json.loads(json.dumps(CONVERSATION["messages"])), "m1", taxonomy)
-    assert key != extract.facet_cache_key(CONVERSATION["messages"], "m2", taxonomy)
-    assert key != extract.facet_cache_key([{"role": "user", "content": "other"}], "m1", taxonomy)
-    assert key != extract.facet_cache_key(CONVERSATION["messages"], "m1", taxonomy, prompt_version="facets-v999")
+    key = extract.facet_cache_key(CONVERSATION["messages"], "m1", taxonomy, "llm")
+    assert key == extract.facet_cache_key(json.loads(json.dumps(CONVERSATION["messages"])), "m1", taxonomy, "llm")
+    assert key != extract.facet_cache_key(CONVERSATION["messages"], "m2", taxonomy, "llm")
+    assert key != extract.facet_cache_key([{"role": "user", "content": "other"}], "m1", taxonomy, "llm")
+    assert key != extract.facet_cache_key(CONVERSATION["messages"], "m1", taxonomy, "llm", prompt_version="facets-v999")
+    assert key != extract.facet_cache_key(CONVERSATION["messages"], "m1", taxonomy, "examples:all-MiniLM-L6-v2:0123")
 
 
 @pytest.mark.parametrize("version", ["facets-v1", "facets-v2", "facets-v999"])
 def test_cache_key_of_an_older_prompt_version_is_stable_and_distinct(taxonomy, version):
     from summarize import extract
 
-    current = extract.facet_cache_key(CONVERSATION["messages"], "m1", taxonomy)
+    current = extract.facet_cache_key(CONVERSATION["messages"], "m1", taxonomy, "llm")
     assert current == extract.facet_cache_key(
-        CONVERSATION["messages"], "m1", taxonomy, prompt_version=extract.PROMPT_VERSION
+        CONVERSATION["messages"], "m1", taxonomy, "llm", prompt_version=extract.PROMPT_VERSION
     )
-    older = extract.facet_cache_key(CONVERSATION["messages"], "m1", taxonomy, prompt_version=version)
-    assert older == extract.facet_cache_key(CONVERSATION["messages"], "m1", taxonomy, prompt_version=version)
+    older = extract.facet_cache_key(CONVERSATION["messages"], "m1", taxonomy, "llm", prompt_version=version)
+    assert older == extract.facet_cache_key(CONVERSATION["messages"], "m1", taxonomy, "llm", prompt_version=version)
     assert (older == current) == (version == extract.PROMPT_VERSION)
 
 

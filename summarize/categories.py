@@ -1,0 +1,112 @@
+"""Which safety category a conversation falls under, by similarity to each category's examples.
+
+The facet LLM decides whether a conversation falls under any safety category
+(it names one and rates the conversation above benign); ``CategoryMatcher``
+decides which. A small model is near chance at picking among a dozen hazards
+(AILuminate macro-F1 0.09 with the 1.5B), while the nearest category by sentence
+embedding of the user's request, against each category's definition and the
+example requests written in the taxonomy file, reaches about 0.6 (see
+``benchmarks/facets.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from summarize.taxonomy import Taxonomy
+
+CategoryMethod = Literal["examples", "llm"]
+CATEGORY_METHODS: tuple[CategoryMethod, ...] = ("examples", "llm")
+DEFAULT_CATEGORY_METHOD: CategoryMethod = "examples"
+# A category only where the model rated the conversation above 1 ("benign; nothing
+# harmful or sensitive"): a category on a benign conversation contradicts its rating.
+MIN_CONCERN_FOR_CATEGORY = 2
+TOP_PROTOTYPES = 2  # a category's score: the mean similarity of its closest prototypes
+# Below this best score the matcher names no category. Chosen off the facet benchmark's
+# sets: at 0.20 it keeps 95% of HarmBench and StrongREJECT requests, 22% of Arena-Hard prompts.
+MIN_MATCH_SCORE = 0.20
+MATCH_CHARS = 1000  # user text matched (the embedder reads about 256 word pieces)
+
+
+def prototypes(taxonomy: Taxonomy) -> tuple[list[str], list[str]]:
+    """``(texts, codes)``: each category's ``name: definition`` and its example requests."""
+    texts, codes = [], []
+    for category in taxonomy.categories:
+        for text in [f"{category.name}: {category.definition}", *category.examples]:
+            texts.append(text)
+            codes.append(category.code)
+    return texts, codes
+
+
+def categorizer_id(taxonomy: Taxonomy, method: CategoryMethod, embedder_name: str) -> str:
+    """What decides a row's categories: part of the facet cache key.
+
+    Raises:
+        ValueError: An unknown method.
+    """
+    if method not in CATEGORY_METHODS:
+        raise ValueError(f"unknown category method {method!r}; choose one of {CATEGORY_METHODS}")
+    if method == "llm":
+        return "llm"
+    settings = [prototypes(taxonomy), TOP_PROTOTYPES, MIN_MATCH_SCORE]
+    digest = hashlib.sha256(json.dumps(settings).encode("utf-8")).hexdigest()[:16]
+    return f"examples:{embedder_name}:{digest}"
+
+
+def user_text(messages: Sequence[dict[str, Any]]) -> str:
+    """The user's turns, joined and cut to ``MATCH_CHARS``."""
+    return "\n".join(m["content"] for m in messages if m["role"] == "user")[:MATCH_CHARS]
+
+
+class CategoryMatcher:
+    """Nearest taxonomy category of a text by embedding similarity to the category's prototypes."""
+
+    def __init__(
+        self,
+        taxonomy: Taxonomy,
+        embedder: Any,
+        *,
+        top_prototypes: int = TOP_PROTOTYPES,
+        min_score: float = MIN_MATCH_SCORE,
+    ):
+        """Embed the prototypes once.
+
+        Args:
+            taxonomy: Categories with definitions and optional ``examples``.
+            embedder: A ``clustering.embed.Embedder`` (unit-norm vectors, ``name``).
+            top_prototypes: How many of a category's closest prototypes are averaged.
+            min_score: Best scores below this name no category.
+        """
+        texts, codes = prototypes(taxonomy)
+        self.taxonomy = taxonomy
+        self.embedder = embedder
+        self.codes = list(taxonomy.codes)
+        self.id = categorizer_id(taxonomy, "examples", embedder.name)
+        self._vectors = np.asarray(embedder.encode(texts), dtype=np.float32)
+        self._owner = np.array([self.codes.index(c) for c in codes])
+        self.top_prototypes = top_prototypes
+        self.min_score = min_score
+
+    def scores(self, texts: Sequence[str]) -> np.ndarray:
+        """``(len(texts), len(codes))`` category scores: mean cosine of the closest prototypes."""
+        if not texts:
+            return np.zeros((0, len(self.codes)), np.float32)
+        sims = np.asarray(self.embedder.encode(list(texts)), dtype=np.float32) @ self._vectors.T
+        out = np.empty((len(texts), len(self.codes)), np.float32)
+        for j in range(len(self.codes)):
+            own = np.sort(sims[:, self._owner == j], axis=1)[:, -self.top_prototypes :]
+            out[:, j] = own.mean(axis=1)
+        return out
+
+    def best(self, texts: Sequence[str]) -> list[str | None]:
+        """The best-scoring category code of each text, or ``None`` below ``min_score``."""
+        scores = self.scores(texts)
+        return [
+            self.codes[int(j)] if row[j] >= self.min_score else None
+            for row, j in zip(scores, scores.argmax(axis=1), strict=True)
+        ]
