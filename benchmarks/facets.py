@@ -49,7 +49,8 @@ A run too long for one sitting goes in chunks (``--offset``/``--limit``, each wi
 its own ``--items-out``, which also records the chunk's run figures), joined by
 ``--merge`` into one run of the whole sample (seconds and tokens summed, peak RSS
 the largest chunk's). Chunks run with the baseline also write its items
-(``chunk-40.plain.json``), and ``--merge`` joins those into the baseline's row:
+(``chunk-40.plain.json``; ``--baseline-only`` runs just the baseline on chunks whose
+facet-stage items exist), and ``--merge`` joins those into the baseline's row:
     python -m benchmarks.facets --moderation 160 --xstest 40 --ailuminate 24 --language 10 \
         --model qwen2.5-coder-1.5b-instruct-q4_k_m --threads 1 --offset 40 --limit 40 \
         --items-out chunk-40.json --out /tmp/chunk.json    # ... one per offset, then:
@@ -803,6 +804,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument(
+        "--baseline-only",
+        action="store_true",
+        help="run only the plain baseline (e.g. on chunks whose facet-stage items exist; --merge joins both)",
+    )
+    parser.add_argument(
         "--limit", type=int, default=0, help="score only the first N sampled items (same sample, fewer items)"
     )
     parser.add_argument(
@@ -849,6 +855,8 @@ def main(argv: list[str] | None = None) -> None:
     key = args.key or args.backend
     config = vars(args)
     systems = [] if args.rescore or args.merge else ["lookout"] + ([] if args.no_baseline else ["plain"])
+    if args.baseline_only and systems:
+        systems = ["plain"]
     results: dict[str, Any] = {}
     merged_config: dict[str, Any] = {}
     if args.merge:  # no model run: the chunks' predictions and figures make one run of the whole sample
@@ -927,7 +935,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.rescore and Path(args.out).exists():  # the stored run's own sample record (its threads etc.)
         sample = json.loads(Path(args.out).read_text()).get("samples", {}).get(key, sample)
     report: dict[str, Any] = {
-        key: results["lookout"],
+        **({key: results["lookout"]} if "lookout" in results else {}),  # --baseline-only keeps the stored one
         "baselines": {f"{key}_plain": results["plain"]} if "plain" in results else {},
         "samples": {key: sample},  # each run object's sample, by key
         "notes": {
@@ -951,7 +959,7 @@ def main(argv: list[str] | None = None) -> None:
     if Path(args.out).exists():  # keep other runs' objects (another backend or model) from earlier runs
         previous = json.loads(Path(args.out).read_text())
         for other, value in previous.items():
-            if other not in (*fixed, "sample", key):
+            if other not in (*fixed, "sample") and other not in report:
                 report[other] = value
                 if other in previous.get("samples", {}):
                     report["samples"][other] = previous["samples"][other]
