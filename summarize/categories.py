@@ -58,9 +58,9 @@ def categorizer_id(taxonomy: Taxonomy, method: CategoryMethod, embedder_name: st
     return f"examples:{embedder_name}:{digest}"
 
 
-def user_text(messages: Sequence[dict[str, Any]]) -> str:
-    """The user's turns, joined and cut to ``MATCH_CHARS``."""
-    return "\n".join(m["content"] for m in messages if m["role"] == "user")[:MATCH_CHARS]
+def user_text(messages: Sequence[dict[str, Any]], limit: int | None = MATCH_CHARS) -> str:
+    """The user's turns, joined and cut to ``limit`` characters (``None``: whole)."""
+    return "\n".join(m["content"] for m in messages if m["role"] == "user")[:limit]
 
 
 class CategoryMatcher:

@@ -182,7 +182,6 @@ class FacetExtractor:
     def _row(
         self, conversation: dict[str, Any], facets: FacetOutput, probs: dict[int, float] | None
     ) -> dict[str, Any]:
-        user_text = "\n".join(m["content"] for m in conversation["messages"] if m["role"] == "user")
         score, source = concern_score(facets.concerning, probs)
         return {
             "conversation_id": conversation["conversation_id"],
@@ -191,7 +190,7 @@ class FacetExtractor:
             **facets.model_dump(),
             "concern_score": score,
             "concern_score_source": source,
-            "language": detect_language(user_text),
+            "language": detect_language(user_text(conversation["messages"], limit=None)),
             "turns": sum(1 for m in conversation["messages"] if m["role"] == "user"),
             "model_id": self.llm.model_id,
             "prompt_version": PROMPT_VERSION,

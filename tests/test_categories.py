@@ -85,6 +85,7 @@ def test_user_text_joins_user_turns_only():
         {"role": "user", "content": "c"},
     ]
     assert user_text(messages) == "a\nc"
+    assert user_text(messages, limit=1) == "a" and user_text(messages * 600, limit=None).count("a") == 600
 
 
 def _answer(concerning: int, categories: list[str]) -> str:
