@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         from summarize.taxonomy import load_taxonomy
 
         ok_days = [day for day, ok in results.items() if ok]
-        taxonomy = load_taxonomy(getattr(defs.resources["taxonomy"], "taxonomy", "ailuminate_v1"))
+        taxonomy = load_taxonomy(getattr((defs.resources or {})["taxonomy"], "taxonomy", "ailuminate_v1"))
         range_report = write_range_report(Path(args.out) / "reports", ok_days[0], ok_days[-1], taxonomy)
         print(f"[lookout] range report: {range_report.resolve()}")
     failed = [day for day, ok in results.items() if not ok]

@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import cast
 
 import dagster as dg
 import numpy as np
@@ -319,7 +320,7 @@ def cluster_hierarchy(
     top = table.filter(pl.col("level") == pl.col("level").max()).sort("conversations", descending=True)
     return dg.MaterializeResult(
         metadata={
-            "levels": int(table["level"].max() + 1) if len(table) else 0,
+            "levels": cast(int, table["level"].max()) + 1 if len(table) else 0,
             "nodes_per_level": dg.MetadataValue.md(_markdown_table(per_level)),
             "top_level": dg.MetadataValue.md(_markdown_table(top.select("title", "conversations", "unique_accounts"))),
             "named_by_llm": int((table["name_source"] == "llm").sum()) if len(table) else 0,

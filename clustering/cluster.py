@@ -210,13 +210,13 @@ def consensus_labels(runs: list[np.ndarray], min_cluster_size: int, min_samples:
 def _cluster_consensus(embeddings: np.ndarray, params: ClusterParams) -> ClusterResult:
     """``consensus_runs`` default reducer and clusterer runs, one per derived seed, and their consensus."""
     n = len(embeddings)
-    runs, first = [], None
-    for seed in consensus_seeds(params.seed, params.consensus_runs):
-        run = cluster_embeddings(embeddings, replace(params, seed=seed, consensus_runs=1))
-        runs.append(run.labels)
-        first = run.reduced if first is None else first
+    first_seed, *other_seeds = consensus_seeds(params.seed, params.consensus_runs)
+    first = cluster_embeddings(embeddings, replace(params, seed=first_seed, consensus_runs=1))
+    runs = [first.labels]
+    for seed in other_seeds:
+        runs.append(cluster_embeddings(embeddings, replace(params, seed=seed, consensus_runs=1)).labels)
     labels = consensus_labels(runs, params.cluster_size_for(n), params.min_samples)
-    return ClusterResult(labels, first)
+    return ClusterResult(labels, first.reduced)
 
 
 def _renumber_by_size(labels: np.ndarray) -> np.ndarray:

@@ -670,7 +670,14 @@ class HierarchyBuilder:
         titles = base["title"].to_list()
         descriptions = base["description"].to_list()
         sources = base["name_source"].to_list() if "name_source" in base.columns else ["llm"] * len(base)
-        rows = {"cluster_id": [], "level": [], "parent_id": [], "title": [], "description": [], "name_source": []}
+        rows: dict[str, list[int | str | None]] = {
+            "cluster_id": [],
+            "level": [],
+            "parent_id": [],
+            "title": [],
+            "description": [],
+            "name_source": [],
+        }
         next_id = (max(level_ids) + 1) if level_ids else 0
         data_vectors = np.asarray(base_vectors, dtype=float) if base_vectors is not None and len(base) else None
         if data_vectors is not None and len(data_vectors) != len(base):

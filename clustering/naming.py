@@ -117,10 +117,10 @@ class ClusterNamer:
         centroids = np.stack([embeddings[labels == c].mean(axis=0) for c in ids])
         requests = []
         for k, cid in enumerate(ids):
-            members = [summaries[i] for i in np.flatnonzero(labels == cid)]
+            members = [summaries[i] for i in np.flatnonzero(labels == cid).tolist()]
             inside = rng.sample(members, min(self.sample_size, len(members)))
             nearest = [ids[j] for j in np.argsort(-(centroids @ centroids[k])) if ids[j] != cid][:2]
-            pool = [summaries[i] for i in np.flatnonzero(np.isin(labels, nearest))]
+            pool = [summaries[i] for i in np.flatnonzero(np.isin(labels, nearest)).tolist()]
             outside = rng.sample(pool, min(self.contrast_size, len(pool)))
             requests.append((inside, outside))
         answers = generate_validated(
@@ -132,7 +132,7 @@ class ClusterNamer:
             if k in names:
                 out.append(NamedCluster(cid, names[k].title, names[k].description, "llm"))
             else:
-                member_topics = [topics[i] for i in np.flatnonzero(labels == cid)]
+                member_topics = [topics[i] for i in np.flatnonzero(labels == cid).tolist()]
                 top = [t for t, _ in Counter(member_topics).most_common(3)]
                 out.append(
                     NamedCluster(cid, f"Conversations about {top[0]}", "Most common topics: " + ", ".join(top) + ".", "fallback")
@@ -164,7 +164,7 @@ class KeywordNamer:
         if not ids:
             return []
         documents = [
-            " ".join(f"{summaries[i]} {topics[i]}" for i in np.flatnonzero(labels == cid)) for cid in ids
+            " ".join(f"{summaries[i]} {topics[i]}" for i in np.flatnonzero(labels == cid).tolist()) for cid in ids
         ]
         vectorizer = CountVectorizer(stop_words=["user", "asked", "asks", "wanted", "wants", "help", *_STOP_WORDS])
         counts = vectorizer.fit_transform(documents)

@@ -17,6 +17,7 @@ import math
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -211,7 +212,7 @@ def coordination_signals(
     return pl.DataFrame(out, schema=COORDINATION_SCHEMA).sort("cluster_id")
 
 
-def coordination_reasons(signal: Mapping[str, object] | None, rules: FlagRules) -> list[str]:
+def coordination_reasons(signal: Mapping[str, Any] | None, rules: FlagRules) -> list[str]:
     """Reasons (with figures) a cluster's accounts look coordinated; empty when they do not.
 
     Coordination needs at least ``coordination_min_accounts`` accounts, enough
@@ -221,20 +222,20 @@ def coordination_reasons(signal: Mapping[str, object] | None, rules: FlagRules) 
     return [text for _, text in _coordination(signal, rules)]
 
 
-def _coordination(signal: Mapping[str, object] | None, rules: FlagRules) -> list[tuple[str, str]]:
+def _coordination(signal: Mapping[str, Any] | None, rules: FlagRules) -> list[tuple[str, str]]:
     """``(code, reason)`` pairs behind ``coordination_reasons``."""
     if not signal or signal.get("unique_accounts") is None:
         return []
-    accounts = int(signal["unique_accounts"])  # type: ignore[arg-type]
+    accounts = int(signal["unique_accounts"])
     if accounts < rules.coordination_min_accounts:
         return []
     new_share = signal.get("new_account_share")
     if rules.coordination_min_new_account_share > 0 and (
-        new_share is None or new_share < rules.coordination_min_new_account_share  # type: ignore[operator]
+        new_share is None or new_share < rules.coordination_min_new_account_share
     ):
         return []
     out = []
-    ratio = float(signal["distinct_request_ratio"])  # type: ignore[arg-type]
+    ratio = float(signal["distinct_request_ratio"])
     if ratio <= rules.coordination_max_distinct_ratio:
         out.append(
             (
@@ -244,7 +245,7 @@ def _coordination(signal: Mapping[str, object] | None, rules: FlagRules) -> list
             )
         )
     burst_p = signal.get("burst_p")
-    if burst_p is not None and burst_p < rules.burst_alpha:  # type: ignore[operator]
+    if burst_p is not None and burst_p < rules.burst_alpha:
         out.append(
             (
                 "burst",
@@ -283,7 +284,7 @@ def link_tracks(
     """
     track_ids = [f"{day}/{c}" for c in cluster_ids]
     is_new = [True] * len(cluster_ids)
-    similarity = [None] * len(cluster_ids)
+    similarity: list[float | None] = [None] * len(cluster_ids)
     if len(cluster_ids) and not history.is_empty():
         latest = history.sort("day").group_by("track_id", maintain_order=True).last()
         previous = np.asarray(latest["centroid"].to_list(), dtype=float)
@@ -344,7 +345,8 @@ def flag_clusters(
     joined = joined.join(past, on="track_id", how="left").with_columns(pl.col("past_conversations").fill_null(0))
     severe = [f"cat_{code}" for code, sev in severity_by_code.items() if sev in ("high", "critical") and f"cat_{code}" in clusters.columns]
 
-    p_values, ratios = [], []
+    p_values: list[float] = []
+    ratios: list[float | None] = []
     for row in joined.iter_rows(named=True):
         if trailing_total == 0 or day_total == 0:
             p_values.append(1.0)

@@ -15,7 +15,7 @@ import argparse
 import json
 import logging
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -94,10 +94,10 @@ class FacetExtractionError(ValueError):
 
 def facets_or_raise(result: PredictionResult) -> dict:
     """Postprocess: the facet row, or raise so Beam dead-letters the record."""
-    if isinstance(result.inference, FacetFailure):
-        failure = result.inference
-        raise FacetExtractionError(f"after {failure.attempts} attempts: {failure.reason}")
-    return result.inference
+    inference = cast("dict | FacetFailure", result.inference)  # Beam's PredictionResult is not generic
+    if isinstance(inference, FacetFailure):
+        raise FacetExtractionError(f"after {inference.attempts} attempts: {inference.reason}")
+    return inference
 
 
 def error_reason(exc: Any) -> str:

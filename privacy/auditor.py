@@ -281,7 +281,7 @@ class PrivacyAuditor:
                 scores[i] = Score(rating.effective_score, rating.score)
             pending = retry
             attempt += 1
-        fresh = {keys[i]: scores[i] for i in first_index.values() if scores[i] is not None}
+        fresh = {keys[i]: score for i in first_index.values() if (score := scores[i]) is not None}
         scores = [scores[first_index[k]] if s is None and k in first_index else s for k, s in zip(keys, scores, strict=True)]
         if self.cache_path is not None and fresh:
             merged = {**cache, **fresh}

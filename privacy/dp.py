@@ -24,6 +24,7 @@ import dataclasses
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import polars as pl
 
@@ -331,7 +332,7 @@ def select_partitions(members: pl.DataFrame, config: SelectionConfig, salt: str)
     members = members.filter(pl.col("cluster_id") != NOISE)
     if members.is_empty():
         return Selection([], {}, 0.0, 0.0, [])
-    base_level = int(members["level"].min())
+    base_level = cast(int, members["level"].min())  # an Int64 column, not empty here
     base = members.filter(pl.col("level") == base_level)
     bounded = bound_partitions(base, config.max_partitions, salt)
     scale, threshold = selection_parameters(config.epsilon, config.delta, config.max_partitions, config.min_threshold)

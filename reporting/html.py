@@ -150,7 +150,9 @@ def line_chart(
         y = height - pad - (height - 2 * pad) * (v / ymax)
         return round(x, 1), round(y, 1)
 
-    lines, run, dots = [], [], []
+    lines: list[list[tuple[float, float]]] = []
+    run: list[tuple[float, float]] = []
+    dots: list[tuple[float, float, str]] = []
     for i, v in enumerate(values):
         if v is None:
             if run:
@@ -296,7 +298,8 @@ def build_tree(
     top = max((n.level for n in nodes.values()), default=0)
     roots, orphans = [], []
     for node in nodes.values():
-        parent = nodes.get(parents[node.id]) if parents[node.id] is not None else None
+        parent_id = parents[node.id]
+        parent = nodes.get(parent_id) if parent_id is not None else None
         if node.level == top:
             roots.append(node)
         elif parent is not None and parent.level > node.level:
@@ -383,10 +386,11 @@ def map_view(nodes: Sequence[Node], width: int = 1000, height: int = 520) -> Map
 
     Largest are drawn first so small ones stay visible; flagged ones are drawn last, on top.
     """
-    base = [n for n in nodes if n.level == 0 and not n.synthetic and n.x is not None and n.y is not None]
+    # (node, x, y) with the coordinates known
+    base = [(n, n.x, n.y) for n in nodes if n.level == 0 and not n.synthetic and n.x is not None and n.y is not None]
     if not base:
         return MapView(width, height, [], [])
-    xs, ys = [n.x for n in base], [n.y for n in base]
+    xs, ys = [x for _, x, _ in base], [y for _, _, y in base]
     x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
     pad = 30.0
     scale = min((width - 2 * pad) / ((x1 - x0) or 1.0), (height - 2 * pad) / ((y1 - y0) or 1.0))
@@ -396,25 +400,25 @@ def map_view(nodes: Sequence[Node], width: int = 1000, height: int = 520) -> Map
     def place(x: float, y: float) -> tuple[float, float]:
         return round(ox + scale * (x - x0), 1), round(height - (oy + scale * (y - y0)), 1)
 
-    biggest = max(n.conversations for n in base) or 1
+    biggest = max(n.conversations for n, _, _ in base) or 1
     rmax = max(7.0, min(26.0, 180.0 / math.sqrt(len(base))))
     circles = []
-    for n in sorted(base, key=lambda n: (n.flagged, -n.conversations, n.id)):
-        cx, cy = place(n.x, n.y)  # type: ignore[arg-type]
+    for n, x, y in sorted(base, key=lambda p: (p[0].flagged, -p[0].conversations, p[0].id)):
+        cx, cy = place(x, y)
         circles.append(
             (cx, cy, round(2.0 + (rmax - 2.0) * math.sqrt(max(n.conversations, 0) / biggest), 1), n)
         )
     # Label the top-level groups at their members' weighted centre, or the largest clusters when flat.
-    groups: dict[int, tuple[Node, list[Node]]] = {}
-    for n in base:
+    groups: dict[int, tuple[Node, list[tuple[Node, float, float]]]] = {}
+    for n, x, y in base:
         root = _root(n)
         if root is not n and not root.synthetic:
-            groups.setdefault(root.id, (root, []))[1].append(n)
+            groups.setdefault(root.id, (root, []))[1].append((n, x, y))
     candidates = []
     for root, members in sorted(groups.values(), key=lambda g: (-g[0].conversations, g[0].id))[:14]:
-        weight = sum(max(m.conversations, 1) for m in members)
-        gx = sum(m.x * max(m.conversations, 1) for m in members) / weight  # type: ignore[operator]
-        gy = sum(m.y * max(m.conversations, 1) for m in members) / weight  # type: ignore[operator]
+        weight = sum(max(m.conversations, 1) for m, _, _ in members)
+        gx = sum(x * max(m.conversations, 1) for m, x, _ in members) / weight
+        gy = sum(y * max(m.conversations, 1) for m, _, y in members) / weight
         candidates.append((*place(gx, gy), root.title))
     if not groups:
         largest = sorted(circles, key=lambda c: -c[3].conversations)[:8]

@@ -176,7 +176,7 @@ which is the case for most conversations):
 
 # Worked examples, sent before every conversation. They are a constant prefix,
 # so engines with prefix caching (llama.cpp, vLLM) process them once.
-EXAMPLES = [
+EXAMPLES: list[tuple[str, dict[str, Any]]] = [
     (
         "USER: my pandas merge gives duplicate rows, how do i fix it?\n\n"
         "ASSISTANT: Check for duplicate keys in the right frame, then drop_duplicates before merging.",

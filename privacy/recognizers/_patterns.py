@@ -24,6 +24,6 @@ def pattern_recognizer(
         supported_entity=entity,
         name=f"Lookout{name or entity.title().replace('_', '')}Recognizer",
         patterns=[Pattern(name, rx, score) for name, rx, score in patterns],
-        context=context,
+        context=context,  # type: ignore[arg-type]  # presidio annotates it List[str] = None
         global_regex_flags=CASE_SENSITIVE if case_sensitive else regex.I | regex.M | regex.S,
     )

@@ -230,7 +230,10 @@ class RampartRecognizer(EntityRecognizer):
         config = json.loads((root / "config.json").read_text(encoding="utf-8"))
         self.id2label = {int(k): v for k, v in config["id2label"].items()}
         self.window = int(config.get("max_position_embeddings", 512)) - 2
-        self.cls_id, self.sep_id = self.tokenizer.token_to_id("[CLS]"), self.tokenizer.token_to_id("[SEP]")
+        cls_id, sep_id = self.tokenizer.token_to_id("[CLS]"), self.tokenizer.token_to_id("[SEP]")
+        if cls_id is None or sep_id is None:
+            raise RampartModelError("the model's tokenizer has no [CLS] or [SEP] token")
+        self.cls_id, self.sep_id = cls_id, sep_id
         self.pad_id = self.tokenizer.token_to_id("[PAD]") or 0
         self.inputs = {i.name for i in self.session.get_inputs()}
 
