@@ -50,7 +50,10 @@ def run_days(
         )
         results[day] = result.success
         status = "ok" if result.success else "FAILED"
-        print(f"[lookout] {day}: {status} in {time.perf_counter() - started:.0f}s (run {result.run_id})", flush=True)
+        print(
+            f"[lookout] {day}: {status} in {time.perf_counter() - started:.0f}s (run {result.run_id})",
+            flush=True,
+        )
     return results
 
 
@@ -70,7 +73,11 @@ def embedded_model_override(deployment: str | None, model: str | None) -> dict[s
     if not isinstance(current, EmbeddedLLMResource):
         kind = type(current).__name__ if current is not None else "no LLM"
         raise ValueError(f"--llm-model needs a deployment that runs the embedded LLM; {name!r} uses {kind}")
-    return {"llm": EmbeddedLLMResource(model=model, n_threads=current.n_threads, n_ctx=current.n_ctx, seed=current.seed)}
+    return {
+        "llm": EmbeddedLLMResource(
+            model=model, n_threads=current.n_threads, n_ctx=current.n_ctx, seed=current.seed
+        )
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,9 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--start", help="first day (YYYY-MM-DD); default: every day in --input")
     run.add_argument("--end", help="last day (default: --start)")
     run.add_argument(
-        "--exchange", default=None, help="object-store folder for Beam workers without a shared mount (default: the deployment's)"
+        "--exchange",
+        default=None,
+        help="object-store folder for Beam workers without a shared mount (default: the deployment's)",
     )
-    run.add_argument("--deployment", default=None, help="resource set (default: $LOOKOUT_DEPLOYMENT or local)")
+    run.add_argument(
+        "--deployment", default=None, help="resource set (default: $LOOKOUT_DEPLOYMENT or local)"
+    )
     run.add_argument(
         "--llm-model",
         default=None,
@@ -135,7 +146,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[lookout] range report: {range_report.resolve()}")
     failed = [day for day, ok in results.items() if not ok]
     if failed:
-        print(f"[lookout] failed days: {', '.join(failed)} (see `dagster dev` for the run logs)", file=sys.stderr)
+        print(
+            f"[lookout] failed days: {', '.join(failed)} (see `dagster dev` for the run logs)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

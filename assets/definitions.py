@@ -45,7 +45,9 @@ def local_resources(
 ) -> dict[str, Any]:
     """Resources for one machine: FnApiRunner, the embedded CPU LLM, files on disk."""
     return {
-        "paths": LookoutPaths(input_dir=input_dir, out_dir=out_dir, state_dir=state_dir, exchange_dir=exchange_dir),
+        "paths": LookoutPaths(
+            input_dir=input_dir, out_dir=out_dir, state_dir=state_dir, exchange_dir=exchange_dir
+        ),
         "beam_runner": BeamRunnerResource(runner="FnApiRunner"),
         "redaction": RedactionResource(
             pseudonym_key=os.environ.get("LOOKOUT_PSEUDONYM_KEY") or None,
@@ -58,8 +60,13 @@ def local_resources(
         # The sample's clusters are tiny: a demo budget (labelled so in the report) and tight
         # bounds keep selection releasing clusters and noisy counts readable.
         "privacy": PrivacyResource(
-            min_accounts=3, min_conversations=3, dp_epsilon=8.0, dp_max_clusters_per_account=2, dp_max_conversations_per_account=2,
-            dp_selection_epsilon=6.0, dp_demo_budget=True,
+            min_accounts=3,
+            min_conversations=3,
+            dp_epsilon=8.0,
+            dp_max_clusters_per_account=2,
+            dp_max_conversations_per_account=2,
+            dp_selection_epsilon=6.0,
+            dp_demo_budget=True,
         ),
         "flagging": FlaggingResource(),
         "taxonomy": TaxonomyResource(),
@@ -115,7 +122,9 @@ ASSETS = [
     cluster_report,
 ]
 
-daily_pipeline = dg.define_asset_job("daily_pipeline", selection=dg.AssetSelection.assets(*ASSETS), partitions_def=daily)
+daily_pipeline = dg.define_asset_job(
+    "daily_pipeline", selection=dg.AssetSelection.assets(*ASSETS), partitions_def=daily
+)
 daily_schedule = dg.build_schedule_from_partitioned_job(daily_pipeline, hour_of_day=2)
 
 
@@ -138,13 +147,18 @@ def build_definitions(
     """
     name = deployment_name(deployment)
     if name not in RESOURCES_BY_DEPLOYMENT:
-        raise ValueError(f"unknown LOOKOUT_DEPLOYMENT {name!r}; expected one of {sorted(RESOURCES_BY_DEPLOYMENT)}")
+        raise ValueError(
+            f"unknown LOOKOUT_DEPLOYMENT {name!r}; expected one of {sorted(RESOURCES_BY_DEPLOYMENT)}"
+        )
     resources = dict(RESOURCES_BY_DEPLOYMENT[name])
     if paths:
         if name == "local":
             resources = local_resources(**paths)
         else:  # the deployment's exchange folder stays unless paths names one
-            resources = {**resources, "paths": LookoutPaths(**{"exchange_dir": resources["paths"].exchange_dir, **paths})}
+            resources = {
+                **resources,
+                "paths": LookoutPaths(**{"exchange_dir": resources["paths"].exchange_dir, **paths}),
+            }
     resources.update(overrides or {})
     return dg.Definitions(
         assets=ASSETS,

@@ -132,7 +132,9 @@ class EmbeddedLLMResource(LLMResource):
 
     def spec(self) -> LLMSpec:
         """Spec for the embedded engine."""
-        return LLMSpec(kind="embedded", model=self.model, n_threads=self.n_threads, n_ctx=self.n_ctx, seed=self.seed)
+        return LLMSpec(
+            kind="embedded", model=self.model, n_threads=self.n_threads, n_ctx=self.n_ctx, seed=self.seed
+        )
 
 
 class VLLMServerResource(LLMResource):
@@ -201,7 +203,12 @@ class RedactionResource(dg.ConfigurableResource):
         """The Beam job's redaction flags (validated here, so a bad setting fails before the job starts)."""
         operators = parse_operators(self.operators)
         spec = ",".join(f"{entity}={operator}" for entity, operator in sorted(operators.items()))
-        return [f"--ner_engine={self.ner_engine}", f"--operators={spec}", f"--batch_size={self.batch_size}", *self.key_args()]
+        return [
+            f"--ner_engine={self.ner_engine}",
+            f"--operators={spec}",
+            f"--batch_size={self.batch_size}",
+            *self.key_args(),
+        ]
 
     def key_args(self) -> list[str]:
         """Flags telling the Beam job where its workers find the key (never the key itself).
@@ -225,7 +232,9 @@ class RedactionResource(dg.ConfigurableResource):
             key = read_key_file(self.pseudonym_key_uri)
             Pseudonymizer(key)  # a key too short fails here, before the job starts
             return key
-        return load_or_create_key(self.pseudonym_key, Path(self.local_key_file) if self.local_key_file else None)
+        return load_or_create_key(
+            self.pseudonym_key, Path(self.local_key_file) if self.local_key_file else None
+        )
 
 
 class EmbedderResource(dg.ConfigurableResource):
@@ -249,7 +258,10 @@ class EmbedderResource(dg.ConfigurableResource):
         """The embedder, loaded once per process."""
         if self._embedder is None:
             self._embedder = build_embedder(
-                self.runtime, self.model_path or None, precision=self.precision, batch_size=self.batch_size,
+                self.runtime,
+                self.model_path or None,
+                precision=self.precision,
+                batch_size=self.batch_size,
                 threads=self.threads,
             )
         return self._embedder
@@ -267,7 +279,10 @@ class ClusteringConfigResource(dg.ConfigurableResource):
         default="summary_first_user",
         description="Text embedded for clustering (clustering.embed.EMBED_FIELDS); summary_first_user needs the redacted first user turn",
     )
-    namer: str = Field(default="llm", description="How base clusters are named: llm (contrastive, Clio-style) or keywords (c-TF-IDF)")
+    namer: str = Field(
+        default="llm",
+        description="How base clusters are named: llm (contrastive, Clio-style) or keywords (c-TF-IDF)",
+    )
     n_components: int = ClusterParams.n_components
     n_neighbors: int = ClusterParams.n_neighbors
     min_dist: float = ClusterParams.min_dist
@@ -283,7 +298,8 @@ class ClusteringConfigResource(dg.ConfigurableResource):
         description="Seeded UMAP + HDBSCAN runs whose co-association consensus gives the base clusters (1: a single run)",
     )
     consensus_max_points: int = Field(
-        default=ClusterParams.consensus_max_points, description="Largest day clustered by consensus; larger days take a single run"
+        default=ClusterParams.consensus_max_points,
+        description="Largest day clustered by consensus; larger days take a single run",
     )
     seed: int = ClusterParams.seed
 
@@ -323,7 +339,8 @@ class HierarchyResource(dg.ConfigurableResource):
         description="rename siblings that share a title (after grouping, which it never changes)",
     )
     linkage: str = Field(
-        default=HierarchyParams.linkage, description="how the embedding strategy groups base clusters: average (mean cosine distance over members) or ward"
+        default=HierarchyParams.linkage,
+        description="how the embedding strategy groups base clusters: average (mean cosine distance over members) or ward",
     )
     seed: int = HierarchyParams.seed
 
@@ -359,12 +376,16 @@ class PrivacyResource(dg.ConfigurableResource):
         "Always used when dp_epsilon is set; None is not accepted.",
     )
     dp_selection_delta: float = Field(default=1e-6, description="Daily delta of private partition selection.")
-    dp_max_partitions: int = Field(default=1, description="Base clusters an account counts towards in selection.")
+    dp_max_partitions: int = Field(
+        default=1, description="Base clusters an account counts towards in selection."
+    )
     dp_demo_budget: bool = Field(
         default=False,
         description="Marks the DP budget as a demo setting for sample-sized data; the report says it is not a meaningful guarantee.",
     )
-    audit_floor: int = Field(default=3, description="Lowest privacy-auditor score (1-5, Clio's scale) a released node may have.")
+    audit_floor: int = Field(
+        default=3, description="Lowest privacy-auditor score (1-5, Clio's scale) a released node may have."
+    )
 
     def thresholds(self) -> Thresholds:
         """The exact thresholds a released node must meet.
@@ -381,20 +402,26 @@ class PrivacyResource(dg.ConfigurableResource):
         """Private partition selection (on whenever DP is), or None when DP is off."""
         if self.dp_epsilon is None:
             return None
-        return SelectionConfig(self.dp_selection_epsilon, self.dp_selection_delta, self.dp_max_partitions, self.min_accounts)
+        return SelectionConfig(
+            self.dp_selection_epsilon, self.dp_selection_delta, self.dp_max_partitions, self.min_accounts
+        )
 
     def dp(self) -> DPConfig | None:
         """The DP configuration of the published counts, or None when DP is off."""
         if self.dp_epsilon is None:
             return None
-        return DPConfig(self.dp_epsilon, self.dp_max_clusters_per_account, self.dp_max_conversations_per_account)
+        return DPConfig(
+            self.dp_epsilon, self.dp_max_clusters_per_account, self.dp_max_conversations_per_account
+        )
 
     def accounting(self, selection: Selection | None) -> DPAccounting | None:
         """The day's budget (selection as spent plus the counts' epsilon), or None when DP is off."""
         if self.dp_epsilon is None or selection is None:
             return None
         threshold = max(selection.thresholds.values(), default=self.min_accounts)
-        return DPAccounting(selection.epsilon, selection.delta, threshold, self.dp_epsilon, self.dp_demo_budget)
+        return DPAccounting(
+            selection.epsilon, selection.delta, threshold, self.dp_epsilon, self.dp_demo_budget
+        )
 
 
 class FlaggingResource(dg.ConfigurableResource):

@@ -5,7 +5,6 @@ Assets only wire the core packages (``privacy``, ``summarize``, ``clustering``,
 under ``state_dir/<day>``; only aggregates are written under ``out_dir``.
 """
 
-
 import datetime as dt
 import json
 import time
@@ -131,7 +130,9 @@ def _entity_counts(redacted: pl.DataFrame) -> pl.DataFrame:
 def _dead_by_reason(path: Path) -> pl.DataFrame:
     dead = pl.read_parquet(path)
     if dead.is_empty():
-        return pl.DataFrame(schema={"stage": pl.Utf8, "field": pl.Utf8, "reason": pl.Utf8, "records": pl.UInt32})
+        return pl.DataFrame(
+            schema={"stage": pl.Utf8, "field": pl.Utf8, "reason": pl.Utf8, "records": pl.UInt32}
+        )
     reason = pl.col("reason").str.replace(r":.*$", "")
     return (
         dead.with_columns(reason.alias("reason"))
@@ -178,7 +179,9 @@ def redacted_conversations(
             "records_read": len(redacted) + len(dead),
             "records_valid": len(redacted),
             "records_dead_lettered": len(dead),
-            "dead_letters_by_reason": dg.MetadataValue.md(_markdown_table(_dead_by_reason(state / INGEST_DEAD))),
+            "dead_letters_by_reason": dg.MetadataValue.md(
+                _markdown_table(_dead_by_reason(state / INGEST_DEAD))
+            ),
             "entities_redacted": dg.MetadataValue.md(_markdown_table(entities)),
             "messages_truncated": int(redacted["truncated_messages"].sum()),
             "ner_engine": redaction.ner_engine,
@@ -187,7 +190,13 @@ def redacted_conversations(
     )
 
 
-@dg.asset(partitions_def=daily, group_name="lookout", retry_policy=RETRY, deps=[redacted_conversations], kinds={"beam", "llm"})
+@dg.asset(
+    partitions_def=daily,
+    group_name="lookout",
+    retry_policy=RETRY,
+    deps=[redacted_conversations],
+    kinds={"beam", "llm"},
+)
 def conversation_facets(
     context: dg.AssetExecutionContext,
     paths: LookoutPaths,
@@ -226,7 +235,9 @@ def conversation_facets(
     )
     _fetch(exchange, state, [FACETS, FACETS_DEAD])
     facets = pl.read_parquet(state / FACETS)
-    previous = pl.read_parquet(cache, columns=["cache_key"]) if cache.exists() else pl.DataFrame({"cache_key": []})
+    previous = (
+        pl.read_parquet(cache, columns=["cache_key"]) if cache.exists() else pl.DataFrame({"cache_key": []})
+    )
     cache_hits = int(facets["cache_key"].is_in(previous["cache_key"].implode()).sum())
     cache.unlink(missing_ok=True)
     dead = pl.read_parquet(state / FACETS_DEAD)
@@ -236,7 +247,9 @@ def conversation_facets(
             "conversations_with_facets": len(facets),
             "facets_dead_lettered": len(dead),
             "facet_cache_hits": cache_hits,
-            "dead_letters_by_reason": dg.MetadataValue.md(_markdown_table(_dead_by_reason(state / FACETS_DEAD))),
+            "dead_letters_by_reason": dg.MetadataValue.md(
+                _markdown_table(_dead_by_reason(state / FACETS_DEAD))
+            ),
             "llm": dg.MetadataValue.json(llm.spec().describe()),
             "seconds": round(seconds, 2),
             "conversations_per_s": round(len(facets) / seconds, 3) if seconds else 0.0,
@@ -244,7 +257,13 @@ def conversation_facets(
     )
 
 
-@dg.asset(partitions_def=daily, group_name="lookout", retry_policy=RETRY, deps=[conversation_facets], kinds={"umap", "hdbscan"})
+@dg.asset(
+    partitions_def=daily,
+    group_name="lookout",
+    retry_policy=RETRY,
+    deps=[conversation_facets],
+    kinds={"umap", "hdbscan"},
+)
 def base_clusters(
     context: dg.AssetExecutionContext,
     paths: LookoutPaths,
@@ -260,8 +279,14 @@ def base_clusters(
     started = time.perf_counter()
     source = facets  # the first user turn is joined for the embedding only; no table written below carries it
     if clustering.embed_field in ("summary_first_user", "first_user"):
-        source = with_first_user(facets, pl.read_parquet(state / REDACTED, columns=["conversation_id", "messages"]))
-    vectors = embedder.get().encode(embed_text(source, clustering.embed_field)) if len(facets) else np.zeros((0, 384))
+        source = with_first_user(
+            facets, pl.read_parquet(state / REDACTED, columns=["conversation_id", "messages"])
+        )
+    vectors = (
+        embedder.get().encode(embed_text(source, clustering.embed_field))
+        if len(facets)
+        else np.zeros((0, 384))
+    )
     result = cluster_embeddings(vectors, clustering.params())
     names = clustering.build_namer(llm.get()).name(
         facets["summary"].to_list(), facets["topic"].to_list(), result.labels, vectors
@@ -276,7 +301,12 @@ def base_clusters(
     write_parquet_atomic(
         pl.DataFrame(
             {"cluster_id": ids, "centroid": centres.tolist(), "mean": means.tolist(), "size": sizes.tolist()},
-            schema={"cluster_id": pl.Int64, "centroid": pl.List(pl.Float64), "mean": pl.List(pl.Float64), "size": pl.Int64},
+            schema={
+                "cluster_id": pl.Int64,
+                "centroid": pl.List(pl.Float64),
+                "mean": pl.List(pl.Float64),
+                "size": pl.Int64,
+            },
         ),
         state / CENTROIDS,
     )
@@ -316,20 +346,30 @@ def cluster_hierarchy(
     table = node_table(facets, members, nodes, taxonomy.get().codes, day)
     write_parquet_atomic(members, state / MEMBERSHIP)
     write_parquet_atomic(table, state / CLUSTERS)
-    per_level = table.group_by("level").agg(pl.len().alias("nodes"), pl.col("conversations").sum()).sort("level")
+    per_level = (
+        table.group_by("level").agg(pl.len().alias("nodes"), pl.col("conversations").sum()).sort("level")
+    )
     top = table.filter(pl.col("level") == pl.col("level").max()).sort("conversations", descending=True)
     return dg.MaterializeResult(
         metadata={
             "levels": cast(int, table["level"].max()) + 1 if len(table) else 0,
             "nodes_per_level": dg.MetadataValue.md(_markdown_table(per_level)),
-            "top_level": dg.MetadataValue.md(_markdown_table(top.select("title", "conversations", "unique_accounts"))),
+            "top_level": dg.MetadataValue.md(
+                _markdown_table(top.select("title", "conversations", "unique_accounts"))
+            ),
             "named_by_llm": int((table["name_source"] == "llm").sum()) if len(table) else 0,
             "seconds": round(time.perf_counter() - started, 2),
         }
     )
 
 
-@dg.asset(partitions_def=daily, group_name="lookout", retry_policy=RETRY, deps=[cluster_hierarchy], kinds={"privacy"})
+@dg.asset(
+    partitions_def=daily,
+    group_name="lookout",
+    retry_policy=RETRY,
+    deps=[cluster_hierarchy],
+    kinds={"privacy"},
+)
 def released_clusters(
     context: dg.AssetExecutionContext,
     paths: LookoutPaths,
@@ -359,13 +399,17 @@ def released_clusters(
             clusters.filter(pl.col("cluster_id").is_in(selection.kept)), members, privacy.thresholds()
         )
     released, rescan_hits = rescan_text_columns(released, ["title", "description"], redaction.redactor())
-    auditor = PrivacyAuditor(llm.get(), floor=privacy.audit_floor, cache_path=Path(paths.state_dir) / AUDIT_CACHE)
+    auditor = PrivacyAuditor(
+        llm.get(), floor=privacy.audit_floor, cache_path=Path(paths.state_dir) / AUDIT_CACHE
+    )
     audited = auditor.audit(released)
     released, layers["privacy_auditor"] = split_audited(audited)
     released = released.join(audited.select("cluster_id", "privacy_score"), on="cluster_id")
     if selection is not None:  # DP counts of a parent are sums over its released base clusters
         layers["no_released_children"] = parents_without_released_base(released, clusters)
-        released = released.filter(~pl.col("cluster_id").is_in(layers["no_released_children"]["cluster_id"].implode()))
+        released = released.filter(
+            ~pl.col("cluster_id").is_in(layers["no_released_children"]["cluster_id"].implode())
+        )
     released = reattach_to_released(released, clusters.select("cluster_id", "parent_id"))
     trail = removal_trail(day, layers, clusters, members)
     accounting = privacy.accounting(selection)
@@ -383,7 +427,9 @@ def released_clusters(
             "audit_floor": privacy.audit_floor,
             "dp_selection_epsilon": selection.epsilon if selection else "off (exact thresholds)",
             "dp_selection_delta": selection.delta if selection else "off",
-            "dp_selection_thresholds": dg.MetadataValue.json({str(k): v for k, v in selection.thresholds.items()})
+            "dp_selection_thresholds": dg.MetadataValue.json(
+                {str(k): v for k, v in selection.thresholds.items()}
+            )
             if selection
             else "off",
             "min_accounts": privacy.min_accounts,
@@ -403,15 +449,25 @@ def privacy_audit_floor(
     """Block the report if a released node lacks an auditor rating or is below the floor."""
     day = context.run.tags.get("dagster/partition", "")
     released = pl.read_parquet(paths.state_for(day) / RELEASED)
-    failing = released.filter(pl.col("privacy_score").is_null() | (pl.col("privacy_score") < privacy.audit_floor))
+    failing = released.filter(
+        pl.col("privacy_score").is_null() | (pl.col("privacy_score") < privacy.audit_floor)
+    )
     return dg.AssetCheckResult(
         passed=failing.is_empty(),
         severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"failing_nodes": len(failing), "audit_floor": privacy.audit_floor, "released": len(released)},
+        metadata={
+            "failing_nodes": len(failing),
+            "audit_floor": privacy.audit_floor,
+            "released": len(released),
+        },
     )
 
 
-@dg.asset_check(asset=released_clusters, blocking=True, description="Every released cluster meets the k-anonymity thresholds, recounted from the assignments.")
+@dg.asset_check(
+    asset=released_clusters,
+    blocking=True,
+    description="Every released cluster meets the k-anonymity thresholds, recounted from the assignments.",
+)
 def k_anonymity_thresholds(
     context: dg.AssetCheckExecutionContext, paths: LookoutPaths, privacy: PrivacyResource
 ) -> dg.AssetCheckResult:
@@ -465,7 +521,9 @@ def _seen_accounts(paths: LookoutPaths, days: Iterable[str]) -> set[str] | None:
     retry_policy=RETRY,
     deps=[
         base_clusters,
-        dg.AssetDep("cluster_tracks", partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)),
+        dg.AssetDep(
+            "cluster_tracks", partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
+        ),
     ],
     kinds={"scipy"},
 )
@@ -495,8 +553,16 @@ def cluster_tracks(
         facets, assignments, rules, request_vectors=requests, seen_accounts=_seen_accounts(paths, totals)
     )
     stored, flags = track_day(
-        day, clusters, centres, len(assignments), history, totals,
-        taxonomy.get().severity_by_code(), flagging.tracking(), rules, coordination,
+        day,
+        clusters,
+        centres,
+        len(assignments),
+        history,
+        totals,
+        taxonomy.get().severity_by_code(),
+        flagging.tracking(),
+        rules,
+        coordination,
     )
     write_parquet_atomic(stored, state / TRACKS)
     write_parquet_atomic(flags, state / FLAGS)
@@ -519,7 +585,9 @@ def cluster_tracks(
         released_clusters,
         cluster_tracks,
         # Trends read earlier days' published reports, so a backfill publishes days in order.
-        dg.AssetDep("cluster_report", partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)),
+        dg.AssetDep(
+            "cluster_report", partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
+        ),
     ],
     kinds={"polars", "html"},
 )
@@ -537,16 +605,24 @@ def cluster_report(
     released = pl.read_parquet(state / RELEASED)
     assignments = pl.read_parquet(state / ASSIGNMENTS)
     dp_config = privacy.dp()
-    accounting = DPAccounting.from_json(json.loads((state / GATE).read_text())) if (state / GATE).exists() else None
+    accounting = (
+        DPAccounting.from_json(json.loads((state / GATE).read_text())) if (state / GATE).exists() else None
+    )
     if dp_config is not None:
         if accounting is None:
-            raise dg.Failure("DP is on but the gate recorded no DP accounting; rerun released_clusters", allow_retries=False)
+            raise dg.Failure(
+                "DP is on but the gate recorded no DP accounting; rerun released_clusters",
+                allow_retries=False,
+            )
         members = pl.read_parquet(state / MEMBERSHIP).join(
-            pl.read_parquet(state / FACETS, columns=["conversation_id", "concerning", "categories"]), on="conversation_id"
+            pl.read_parquet(state / FACETS, columns=["conversation_id", "concerning", "categories"]),
+            on="conversation_id",
         )
         noisy, counts_spent = dp_level_counts(members, released, tax.codes, dp_config, salt=day)
         if len(released) and abs(counts_spent - accounting.counts_epsilon) > 1e-9:
-            raise dg.Failure(f"DP counts spent epsilon {counts_spent}, the gate planned {accounting.counts_epsilon}")
+            raise dg.Failure(
+                f"DP counts spent epsilon {counts_spent}, the gate planned {accounting.counts_epsilon}"
+            )
         released = with_dp_counts(released, noisy)  # nothing exact is published
     epsilon_spent = accounting.epsilon if accounting else None
     flags = pl.read_parquet(state / FLAGS)
@@ -565,16 +641,26 @@ def cluster_report(
         "clusters_released": len(released),
         "clusters_withheld": len(withheld),
         "clusters_flagged": flags.filter(pl.col("flagged") & pl.col("cluster_id").is_in(released_ids)).height,
-        "flagged_clusters_withheld": flags.filter(pl.col("flagged") & ~pl.col("cluster_id").is_in(released_ids)).height,
+        "flagged_clusters_withheld": flags.filter(
+            pl.col("flagged") & ~pl.col("cluster_id").is_in(released_ids)
+        ).height,
         "conversations_in_released_clusters": int(base["conversations"].sum()) if len(base) else 0,
         **(accounting.metrics() if accounting else {}),
     }
-    dead_reasons = pl.concat([_dead_by_reason(state / INGEST_DEAD), _dead_by_reason(state / FACETS_DEAD)]).select(
-        "stage", "reason", "records"
-    )
+    dead_reasons = pl.concat(
+        [_dead_by_reason(state / INGEST_DEAD), _dead_by_reason(state / FACETS_DEAD)]
+    ).select("stage", "reason", "records")
     history = load_published(Path(paths.out_dir) / "reports", trailing_days(day, REPORT_TREND_DAYS - 1))
     tables = build_report_tables(
-        day, released, flags, tax.codes, summary, dead_reasons, _entity_counts(redacted), withheld, history=history
+        day,
+        released,
+        flags,
+        tax.codes,
+        summary,
+        dead_reasons,
+        _entity_counts(redacted),
+        withheld,
+        history=history,
     )
     tables.write(out)
     html = render_report(
@@ -597,6 +683,8 @@ def cluster_report(
             "report": dg.MetadataValue.path(str(out / "report.html")),
             "clusters_released": len(clusters),
             "dp_epsilon_spent": epsilon_spent if epsilon_spent is not None else "exact counts (DP off)",
-            "top_clusters": dg.MetadataValue.md(_markdown_table(top.with_columns(pl.col("mean_concern").round(2)))),
+            "top_clusters": dg.MetadataValue.md(
+                _markdown_table(top.with_columns(pl.col("mean_concern").round(2)))
+            ),
         }
     )

@@ -120,7 +120,14 @@ def _ailuminate() -> list[dict]:
     out = []
     for r in rows:
         hazard = "spc" if r["hazard"].startswith("spc_") else r["hazard"]
-        out.append({"id": r["release_prompt_id"], "coarse": "hazard", "fine": hazard, "messages": [{"role": "user", "content": r["prompt_text"]}]})
+        out.append(
+            {
+                "id": r["release_prompt_id"],
+                "coarse": "hazard",
+                "fine": hazard,
+                "messages": [{"role": "user", "content": r["prompt_text"]}],
+            }
+        )
     return out
 
 
@@ -135,7 +142,14 @@ def _arena(version: str) -> list[dict]:
             coarse = fine = r["subcategory"]
         else:
             coarse, fine = "arena_v01", r["cluster"]
-        out.append({"id": r["uid"], "coarse": coarse, "fine": fine, "messages": [{"role": "user", "content": r["prompt"]}]})
+        out.append(
+            {
+                "id": r["uid"],
+                "coarse": coarse,
+                "fine": fine,
+                "messages": [{"role": "user", "content": r["prompt"]}],
+            }
+        )
     return out
 
 
@@ -148,10 +162,16 @@ def _oasst() -> list[dict]:
         tree = json.loads(line)
         node, messages = tree["prompt"], []
         while node is not None and len(messages) < 6:
-            messages.append({"role": "user" if node["role"] == "prompter" else "assistant", "content": node["text"]})
+            messages.append(
+                {"role": "user" if node["role"] == "prompter" else "assistant", "content": node["text"]}
+            )
             replies = [r for r in node.get("replies") or [] if not r.get("deleted")]
-            node = min(replies, key=lambda r: (r.get("rank") is None, r.get("rank") or 0)) if replies else None
-        out.append({"id": tree["message_tree_id"], "coarse": "general", "fine": "oasst", "messages": messages})
+            node = (
+                min(replies, key=lambda r: (r.get("rank") is None, r.get("rank") or 0)) if replies else None
+            )
+        out.append(
+            {"id": tree["message_tree_id"], "coarse": "general", "fine": "oasst", "messages": messages}
+        )
     return out
 
 
@@ -160,7 +180,9 @@ _HH_TURN = re.compile(r"\n\n(Human|Assistant): ")
 
 def _hh_rlhf() -> list[dict]:
     out = []
-    with gzip.open(DATA / "hh_rlhf_harmless_test" / "harmless-base_test.jsonl.gz", "rt", encoding="utf-8") as f:
+    with gzip.open(
+        DATA / "hh_rlhf_harmless_test" / "harmless-base_test.jsonl.gz", "rt", encoding="utf-8"
+    ) as f:
         for k, line in enumerate(f):
             parts = _HH_TURN.split(json.loads(line)["chosen"])
             messages = [
@@ -237,7 +259,9 @@ def load_mix(n: int, seed: int) -> pl.DataFrame:
             "coarse": [r["coarse"] for _, _, r in picked],
             "fine": [r["fine"] for _, _, r in picked],
             "messages": [r["messages"] for _, _, r in picked],
-            "first_user": [next(m["content"] for m in r["messages"] if m["role"] == "user") for _, _, r in picked],
+            "first_user": [
+                next(m["content"] for m in r["messages"] if m["role"] == "user") for _, _, r in picked
+            ],
         }
     )
 
@@ -281,7 +305,10 @@ def facets_for(mix: pl.DataFrame, *, chunk: int = 4, llm_threads: int = 2) -> tu
     keys = [facet_cache_key(m, model_id, taxonomy, "llm") for m in mix["messages"].to_list()]
     for version in REUSED_PROMPT_VERSIONS:
         # Rows of an earlier prompt version whose facets this benchmark reads are unchanged.
-        older = [facet_cache_key(m, model_id, taxonomy, "llm", prompt_version=version) for m in mix["messages"].to_list()]
+        older = [
+            facet_cache_key(m, model_id, taxonomy, "llm", prompt_version=version)
+            for m in mix["messages"].to_list()
+        ]
         keys = [k if k in cached or o not in cached else o for k, o in zip(keys, older, strict=True)]
     todo = [i for i, k in enumerate(keys) if k not in cached]
     if todo:
@@ -294,7 +321,12 @@ def facets_for(mix: pl.DataFrame, *, chunk: int = 4, llm_threads: int = 2) -> tu
             part = todo[start : start + chunk]
             began = time.perf_counter()
             convs = [
-                {"conversation_id": rows[i]["conversation_id"], "account": rows[i]["source"], "timestamp": TIMESTAMP, "messages": rows[i]["messages"]}
+                {
+                    "conversation_id": rows[i]["conversation_id"],
+                    "account": rows[i]["source"],
+                    "timestamp": TIMESTAMP,
+                    "messages": rows[i]["messages"],
+                }
                 for i in part
             ]
             results = extractor.extract_many(convs)
@@ -308,7 +340,11 @@ def facets_for(mix: pl.DataFrame, *, chunk: int = 4, llm_threads: int = 2) -> tu
                         row.update({c: result[c] for c in FACET_COLUMNS})
                     cached[keys[i]] = row
                     sink.write(json.dumps(row) + "\n")
-            print(f"facets {min(start + chunk, len(todo))}/{len(todo)} ({per:.1f} s each)", file=sys.stderr, flush=True)
+            print(
+                f"facets {min(start + chunk, len(todo))}/{len(todo)} ({per:.1f} s each)",
+                file=sys.stderr,
+                flush=True,
+            )
     got = [cached[k] for k in keys]
     facets = pl.DataFrame(
         {
@@ -318,7 +354,6 @@ def facets_for(mix: pl.DataFrame, *, chunk: int = 4, llm_threads: int = 2) -> tu
         schema_overrides={"concerning": pl.Int64, "categories": pl.List(pl.Utf8)},
     )
     return pl.concat([mix, facets], how="horizontal"), float(sum(g["seconds"] for g in got))
-
 
 
 # ---------------------------------------------------------------- metrics
@@ -331,7 +366,9 @@ def label_scores(truth: list[str], labels: np.ndarray) -> tuple[float, float]:
     return float(adjusted_rand_score(truth, labels)), float(normalized_mutual_info_score(truth, labels))
 
 
-def name_accuracy(name_vectors: np.ndarray, name_ids: list[int], vectors: np.ndarray, labels: np.ndarray) -> float | None:
+def name_accuracy(
+    name_vectors: np.ndarray, name_ids: list[int], vectors: np.ndarray, labels: np.ndarray
+) -> float | None:
     """Share of clusters whose name vector is most similar to its own cluster's centroid."""
     ids = sorted(set(labels.tolist()) - {-1})
     if not ids or not name_ids:
@@ -391,7 +428,14 @@ class CachedLLM:
     def _one(self, request) -> str:
         key = hashlib.sha256(
             json.dumps(
-                [self.model_id, request.messages, request.schema, request.max_tokens, request.temperature, request.attempt],
+                [
+                    self.model_id,
+                    request.messages,
+                    request.schema,
+                    request.max_tokens,
+                    request.temperature,
+                    request.attempt,
+                ],
                 sort_keys=True,
             ).encode()
         ).hexdigest()
@@ -428,7 +472,9 @@ def run_lookout(
     embedder = SentenceTransformerEmbedder()
     vectors = embedder.encode(embed_text(facets, field))
     result = cluster_embeddings(vectors, ClusterParams(seed=seed))
-    names = ClusterNamer(cached.proxy).name(facets["summary"].to_list(), facets["topic"].to_list(), result.labels, vectors)
+    names = ClusterNamer(cached.proxy).name(
+        facets["summary"].to_list(), facets["topic"].to_list(), result.labels, vectors
+    )
     base = pl.DataFrame(
         {
             "cluster_id": [n.cluster_id for n in names],
@@ -438,18 +484,24 @@ def run_lookout(
         },
         schema={"cluster_id": pl.Int64, "title": pl.Utf8, "description": pl.Utf8, "name_source": pl.Utf8},
     )
-    raw_nodes, top = build_levels(base, result.labels, vectors, cached.proxy, embedder, seed, distinct_siblings=False)
+    raw_nodes, top = build_levels(
+        base, result.labels, vectors, cached.proxy, embedder, seed, distinct_siblings=False
+    )
     # The sibling-title pass, as build_hierarchy runs it last (grouping is final before it).
     nodes = distinct_sibling_titles(raw_nodes, cached.proxy, HierarchyParams().max_attempts)
     measured = time.perf_counter() - started
     clio_all = None
     if with_clio:
         # The Clio strategy (LLM proposes and assigns parents), scored on the same base clusters.
-        _, clio_top = build_levels(base, result.labels, vectors, cached.proxy, embedder, seed, strategy="clio")
+        _, clio_top = build_levels(
+            base, result.labels, vectors, cached.proxy, embedder, seed, strategy="clio"
+        )
         clio_all = np.full(len(mix), -1, dtype=np.int64)
         clio_all[ok] = clio_top
     named = nodes.filter(pl.col("level") == 0).sort("cluster_id")
-    name_vectors = embedder.encode([f"{t}: {d}" for t, d in zip(named["title"], named["description"], strict=True)])
+    name_vectors = embedder.encode(
+        [f"{t}: {d}" for t, d in zip(named["title"], named["description"], strict=True)]
+    )
     # Conversations without facets count as noise.
     base_all = np.full(len(mix), -1, dtype=np.int64)
     base_all[ok] = result.labels
@@ -486,7 +538,9 @@ def sibling_repeats(nodes: pl.DataFrame) -> int:
     """Nodes whose title (case and punctuation ignored) an earlier sibling already has."""
     from clustering.hierarchy import _title_key
 
-    keys = nodes.select("level", "parent_id", pl.col("title").map_elements(_title_key, return_dtype=pl.Utf8).alias("key"))
+    keys = nodes.select(
+        "level", "parent_id", pl.col("title").map_elements(_title_key, return_dtype=pl.Utf8).alias("key")
+    )
     return int(keys.height - keys.unique().height)
 
 
@@ -515,7 +569,11 @@ def structure_scores(
 
     ids, means, counts = cluster_means(vectors, labels)
     # A branching just above 1 makes the rule's top exactly min(top_nodes, base clusters).
-    params = HierarchyParams() if top_nodes is None else HierarchyParams(top_min=top_nodes, top_max=top_nodes, branching=1.001)
+    params = (
+        HierarchyParams()
+        if top_nodes is None
+        else HierarchyParams(top_min=top_nodes, top_max=top_nodes, branching=1.001)
+    )
     node = np.arange(len(ids))
     for grouping in centroid_levels(means, params.level_sizes(len(ids)), linkage or params.linkage, counts):
         node = grouping[node]
@@ -544,11 +602,21 @@ def over_seeds(mix: pl.DataFrame, vectors: np.ndarray, ok: np.ndarray, seeds: li
     for seed in seeds:
         scores, n_top = lookout_structure(mix, vectors, ok, seed)
         runs["lookout"].append({"seed": seed, **scores})
-        runs["bertopic"].append({"seed": seed, **bertopic_fit(mix, first_user, max(1, n_top), seed, embedder.model)[0]})
+        runs["bertopic"].append(
+            {"seed": seed, **bertopic_fit(mix, first_user, max(1, n_top), seed, embedder.model)[0]}
+        )
     out = {}
     for system, rows in runs.items():
         summary: dict[str, Any] = {"seeds": seeds}
-        for metric in ("top_ari", "top_nmi", "base_ari", "base_nmi", "noise_share", "top_nodes", "base_clusters"):
+        for metric in (
+            "top_ari",
+            "top_nmi",
+            "base_ari",
+            "base_nmi",
+            "noise_share",
+            "top_nodes",
+            "base_clusters",
+        ):
             values = np.array([r[metric] for r in rows], dtype=float)
             summary[f"{metric}_mean"], summary[f"{metric}_sd"] = float(values.mean()), float(values.std())
         summary["per_seed"] = rows
@@ -556,7 +624,9 @@ def over_seeds(mix: pl.DataFrame, vectors: np.ndarray, ok: np.ndarray, seeds: li
     return out
 
 
-def compare_fields(mix: pl.DataFrame, facets: pl.DataFrame, ok: np.ndarray, embedder, seed: int) -> dict[str, dict]:
+def compare_fields(
+    mix: pl.DataFrame, facets: pl.DataFrame, ok: np.ndarray, embedder, seed: int
+) -> dict[str, dict]:
     """Base clusters from each facet text: ARI/NMI against the fine and the coarse labels (no LLM)."""
     from clustering.cluster import ClusterParams, cluster_embeddings
     from clustering.embed import EMBED_FIELDS, embed_text
@@ -564,7 +634,9 @@ def compare_fields(mix: pl.DataFrame, facets: pl.DataFrame, ok: np.ndarray, embe
     out = {}
     for field in EMBED_FIELDS:
         labels = np.full(len(mix), -1, dtype=np.int64)
-        labels[ok] = cluster_embeddings(embedder.encode(embed_text(facets, field)), ClusterParams(seed=seed)).labels
+        labels[ok] = cluster_embeddings(
+            embedder.encode(embed_text(facets, field)), ClusterParams(seed=seed)
+        ).labels
         fine = label_scores(mix["fine"].to_list(), labels)
         coarse = label_scores(mix["coarse"].to_list(), labels)
         out[field] = {
@@ -625,7 +697,9 @@ def run_tuning(exclude: list[str]) -> dict:
         for (neighbors, components), seed in itertools.product(TUNE_REDUCERS, TUNE_SEEDS):
             base = ClusterParams(n_neighbors=neighbors, n_components=components, seed=seed)
             reduced = _Precomputed(np.asarray(default_reducer(len(vectors), base).fit_transform(vectors)))
-            for fraction, min_samples, method in itertools.product(TUNE_FRACTIONS, TUNE_MIN_SAMPLES, TUNE_METHODS):
+            for fraction, min_samples, method in itertools.product(
+                TUNE_FRACTIONS, TUNE_MIN_SAMPLES, TUNE_METHODS
+            ):
                 params = replace(base, min_cluster_fraction=fraction, min_samples=min_samples)
                 clusterer = HDBSCAN(
                     min_cluster_size=params.cluster_size_for(len(vectors)),
@@ -655,7 +729,10 @@ def run_tuning(exclude: list[str]) -> dict:
         .group_by([*keys, "mix"])
         .agg(pl.col("top", "top_ari", "top_nmi", "base_ari", "base_nmi", "noise_share", "top_nodes").mean())
         .group_by(keys)
-        .agg(pl.col("top", "top_ari", "top_nmi", "base_ari", "base_nmi", "noise_share", "top_nodes").mean(), pl.struct("mix", "top").alias("by_mix"))
+        .agg(
+            pl.col("top", "top_ari", "top_nmi", "base_ari", "base_nmi", "noise_share", "top_nodes").mean(),
+            pl.struct("mix", "top").alias("by_mix"),
+        )
         .sort("top", *keys, descending=[True] + [False] * len(keys), nulls_last=True)
     )
     defaults = ClusterParams()
@@ -674,7 +751,9 @@ def run_tuning(exclude: list[str]) -> dict:
         for mix, vectors, labels in runs[tuple(best[k] for k in keys)]:
             scores, _ = structure_scores(mix, vectors, np.ones(len(mix), dtype=bool), labels, top_nodes)
             per_mix[len(mix)].append((scores["top_ari"] + scores["top_nmi"]) / 2)
-        top_count["rule" if top_nodes is None else str(top_nodes)] = float(np.mean([np.mean(v) for v in per_mix.values()]))
+        top_count["rule" if top_nodes is None else str(top_nodes)] = float(
+            np.mean([np.mean(v) for v in per_mix.values()])
+        )
     return {
         "field": "first_user",
         "mix_sizes": sizes,
@@ -683,7 +762,9 @@ def run_tuning(exclude: list[str]) -> dict:
         "settings": table.height,
         "best": table.head(10).to_dicts(),
         "defaults": default_row.to_dicts(),
-        "defaults_rank": int(table.with_row_index().join(default_row.select(keys), on=keys)["index"][0]) + 1 if default_row.height else None,
+        "defaults_rank": int(table.with_row_index().join(default_row.select(keys), on=keys)["index"][0]) + 1
+        if default_row.height
+        else None,
     }
 
 
@@ -724,7 +805,11 @@ def run_consensus_tuning(exclude: list[str]) -> dict:
             ]
             default_top = None
             for runs_used, linkage in itertools.product(CONSENSUS_RUNS, CONSENSUS_LINKAGES):
-                labels = runs[0] if runs_used == 1 else consensus_labels(runs[:runs_used], size, defaults.min_samples)
+                labels = (
+                    runs[0]
+                    if runs_used == 1
+                    else consensus_labels(runs[:runs_used], size, defaults.min_samples)
+                )
                 scores, n_top = structure_scores(mix, vectors, ok, labels, linkage=linkage)
                 rows.append({"mix": name, "seed": seed, "runs": runs_used, "linkage": linkage, **scores})
                 if runs_used == defaults.consensus_runs and linkage == "average":
@@ -735,7 +820,9 @@ def run_consensus_tuning(exclude: list[str]) -> dict:
 
     def summarise(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
         per_seed = frame.group_by([*keys, "seed"]).agg(pl.col(*metrics).mean())
-        worst = frame.group_by(keys).agg(pl.col("top_ari").min().alias("top_ari_worst"), pl.col("top_nmi").min().alias("top_nmi_worst"))
+        worst = frame.group_by(keys).agg(
+            pl.col("top_ari").min().alias("top_ari_worst"), pl.col("top_nmi").min().alias("top_nmi_worst")
+        )
         return (
             per_seed.group_by(keys)
             .agg(
@@ -754,7 +841,9 @@ def run_consensus_tuning(exclude: list[str]) -> dict:
         "mixes": sorted(set(table["mix"].to_list())),
         "defaults": {"consensus_runs": defaults.consensus_runs, "linkage": "average"},
         "settings": summarise(table, ["runs", "linkage"]).to_dicts(),
-        "bertopic": summarise(pl.DataFrame(bertopic_rows).with_columns(k=pl.lit("bertopic")), ["k"]).drop("k").to_dicts()[0],
+        "bertopic": summarise(pl.DataFrame(bertopic_rows).with_columns(k=pl.lit("bertopic")), ["k"])
+        .drop("k")
+        .to_dicts()[0],
         "per_run": rows,
         "bertopic_per_run": bertopic_rows,
     }
@@ -788,7 +877,9 @@ def bertopic_fit(
 
     docs = mix["first_user"].to_list()
     # BERTopic's default UMAP, seeded so the run is reproducible; the embeddings are given.
-    umap_model = UMAP(n_neighbors=15, n_components=5, min_dist=0.0, metric="cosine", low_memory=False, random_state=seed)
+    umap_model = UMAP(
+        n_neighbors=15, n_components=5, min_dist=0.0, metric="cosine", low_memory=False, random_state=seed
+    )
     model = BERTopic(embedding_model=embedding_model, umap_model=umap_model)
     topics = np.asarray(model.fit_transform(docs, vectors)[0], dtype=np.int64)
     keywords = [" ".join(w for w, _ in model.get_topic(t)) for t in sorted(set(topics.tolist()) - {-1})]
@@ -826,7 +917,9 @@ def run_kura() -> dict:
             "models call a hosted LLM through instructor/openai (default openai/gpt-4o-mini); this machine has no "
             "network access to one, so it cannot run here"
         }
-    return {"error": "kura is importable but needs a hosted LLM (instructor/openai) that this machine cannot reach"}
+    return {
+        "error": "kura is importable but needs a hosted LLM (instructor/openai) that this machine cannot reach"
+    }
 
 
 # ---------------------------------------------------------------- scale
@@ -882,7 +975,14 @@ def run_scale(sizes: list[int], seed: int, limit_s: int) -> list[dict]:
             continue
         if done.returncode:
             tail = done.stderr.strip().splitlines()[-1:] or [""]
-            out.append({"n": n, "seconds": None, "peak_rss_mb": None, "error": f"exit {done.returncode}: {tail[0][:200]}"})
+            out.append(
+                {
+                    "n": n,
+                    "seconds": None,
+                    "peak_rss_mb": None,
+                    "error": f"exit {done.returncode}: {tail[0][:200]}",
+                }
+            )
             continue
         row = json.loads(done.stdout.strip().splitlines()[-1])
         row["process_seconds"] = time.perf_counter() - started
@@ -918,7 +1018,11 @@ def print_table(results: dict) -> None:
         rows.append(
             [f"{system} ({len(seeds)} seeds)"]
             + [_fmt(summary.get(f"{m}_mean")) for m in metrics[:5]]
-            + ["", "", f"mean over seeds {','.join(map(str, seeds))}; top_ari sd {_fmt(summary['top_ari_sd'])}"]
+            + [
+                "",
+                "",
+                f"mean over seeds {','.join(map(str, seeds))}; top_ari sd {_fmt(summary['top_ari_sd'])}",
+            ]
         )
     tuning = results.get("consensus_tuning")
     if tuning:
@@ -929,7 +1033,11 @@ def print_table(results: dict) -> None:
             rows.append(
                 [f"tune: {system} {runs} run(s), {linkage}"]
                 + [_fmt(row.get(f"{m}_mean")) for m in metrics[:5]]
-                + ["", "", f"worst top_ari {_fmt(row['top_ari_worst'])}, top_nmi {_fmt(row['top_nmi_worst'])}"]
+                + [
+                    "",
+                    "",
+                    f"worst top_ari {_fmt(row['top_ari_worst'])}, top_nmi {_fmt(row['top_nmi_worst'])}",
+                ]
             )
         bt = tuning["bertopic"]
         rows.append(
@@ -939,7 +1047,14 @@ def print_table(results: dict) -> None:
         )
     rows += [
         [
-            f"scale n={s['n']}", "", "", "", "", _fmt(s.get("noise_share")), "", _fmt(s.get("seconds")),
+            f"scale n={s['n']}",
+            "",
+            "",
+            "",
+            "",
+            _fmt(s.get("noise_share")),
+            "",
+            _fmt(s.get("seconds")),
             f"cpu {_fmt(s.get('cpu_seconds'))} s, peak {_fmt(s.get('peak_rss_mb'))} MB {s.get('error', '')}".rstrip(),
         ]
         for s in results.get("scale", [])
@@ -952,7 +1067,9 @@ def print_table(results: dict) -> None:
 
 def _commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO, check=False).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO, check=False
+        ).stdout.strip()
     except OSError:
         return ""
 
@@ -961,9 +1078,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=240, help="conversations in the labelled mix")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--field", default="summary_first_user", help="text embedded by Lookout (clustering.embed.EMBED_FIELDS)")
-    parser.add_argument("--seeds", default="0,1,2,3,4", help="clustering seeds for the structure scores over seeds")
-    parser.add_argument("--no-clio", action="store_true", help="skip scoring the clio hierarchy strategy (saves its LLM calls)")
+    parser.add_argument(
+        "--field",
+        default="summary_first_user",
+        help="text embedded by Lookout (clustering.embed.EMBED_FIELDS)",
+    )
+    parser.add_argument(
+        "--seeds", default="0,1,2,3,4", help="clustering seeds for the structure scores over seeds"
+    )
+    parser.add_argument(
+        "--no-clio",
+        action="store_true",
+        help="skip scoring the clio hierarchy strategy (saves its LLM calls)",
+    )
     parser.add_argument("--scale", default="10000,100000,1000000", help="synthetic sizes for the scale run")
     parser.add_argument("--scale-limit-s", type=int, default=600, help="wall-clock limit per scale size")
     parser.add_argument(
@@ -972,7 +1099,9 @@ def main() -> None:
         help="quality, scale, tune (the parameter search), consensus (consensus runs and linkage on the tuning split); "
         "parts not run keep their last results",
     )
-    parser.add_argument("--llm-threads", type=int, default=2, help="llama.cpp threads (1 is faster on a busy machine)")
+    parser.add_argument(
+        "--llm-threads", type=int, default=2, help="llama.cpp threads (1 is faster on a busy machine)"
+    )
     parser.add_argument("--facets-only", action="store_true", help="only fill the facet cache")
     parser.add_argument("--scale-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=OUT)
@@ -987,16 +1116,22 @@ def main() -> None:
     parts = set(args.parts.split(","))
     # A run of one part keeps the other part's results from the previous run.
     results: dict[str, Any] = json.loads(args.out.read_text(encoding="utf-8")) if args.out.exists() else {}
-    results.update({"commit": _commit(), "machine": {"platform": platform.platform(), "cpus": os.cpu_count()}})
+    results.update(
+        {"commit": _commit(), "machine": {"platform": platform.platform(), "cpus": os.cpu_count()}}
+    )
     if "quality" in parts:
         results["data"] = {
             "n": len(mix),
             "seed": args.seed,
-            "by_source": dict(zip(*mix["source"].value_counts(sort=True).to_dict(as_series=False).values(), strict=True)),
+            "by_source": dict(
+                zip(*mix["source"].value_counts(sort=True).to_dict(as_series=False).values(), strict=True)
+            ),
             "coarse_labels": sorted(mix["coarse"].unique().to_list()),
             "fine_labels": mix["fine"].n_unique(),
         }
-        lookout, _, vectors, ok = run_lookout(mix, args.field, args.seed, args.llm_threads, with_clio=not args.no_clio)
+        lookout, _, vectors, ok = run_lookout(
+            mix, args.field, args.seed, args.llm_threads, with_clio=not args.no_clio
+        )
         results["lookout"] = lookout
         try:
             results["bertopic"] = run_bertopic(mix, max(1, lookout["top_nodes"]), args.seed)
@@ -1009,9 +1144,13 @@ def main() -> None:
     if "tune" in parts:
         results["tuning"] = run_tuning(mix["conversation_id"].to_list())
         best = results["tuning"]["best"][0]
-        print(f"tuning: best {best}; defaults rank {results['tuning']['defaults_rank']} of {results['tuning']['settings']}")
+        print(
+            f"tuning: best {best}; defaults rank {results['tuning']['defaults_rank']} of {results['tuning']['settings']}"
+        )
     if "scale" in parts:
-        results["scale"] = run_scale([int(s) for s in args.scale.split(",") if s], args.seed, args.scale_limit_s)
+        results["scale"] = run_scale(
+            [int(s) for s in args.scale.split(",") if s], args.seed, args.scale_limit_s
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print_table(results)

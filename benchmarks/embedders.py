@@ -48,7 +48,11 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, dict] = {}
     reference: np.ndarray | None = None
     for name, runtime, precision in RUNTIMES:
-        embedder = build_embedder(runtime, precision=precision, threads=1) if runtime == "onnxruntime" else build_embedder(runtime)
+        embedder = (
+            build_embedder(runtime, precision=precision, threads=1)
+            if runtime == "onnxruntime"
+            else build_embedder(runtime)
+        )
         embedder.encode(texts[:8])
         started = time.process_time()
         vectors = embedder.encode(texts)
@@ -56,11 +60,19 @@ def main(argv: list[str] | None = None) -> None:
         reference = vectors if reference is None else reference
         cosine = (vectors * reference).sum(axis=1)
         runs = [lookout_structure(mix, vectors, ok, seed)[0] for seed in seeds]
-        row: dict = {"cpu_ms_per_text": round(cpu_ms, 2), "cosine_min": round(float(cosine.min()), 4),
-                     "cosine_mean": round(float(cosine.mean()), 4), "texts": len(texts), "seeds": seeds}
+        row: dict = {
+            "cpu_ms_per_text": round(cpu_ms, 2),
+            "cosine_min": round(float(cosine.min()), 4),
+            "cosine_mean": round(float(cosine.mean()), 4),
+            "texts": len(texts),
+            "seeds": seeds,
+        }
         for metric in METRICS:
             values = np.array([r[metric] for r in runs], dtype=float)
-            row[f"{metric}_mean"], row[f"{metric}_sd"] = round(float(values.mean()), 4), round(float(values.std()), 4)
+            row[f"{metric}_mean"], row[f"{metric}_sd"] = (
+                round(float(values.mean()), 4),
+                round(float(values.std()), 4),
+            )
         results[name] = row
     Path(args.out).write_text(json.dumps({"baseline": "sentence-transformers", **results}, indent=2) + "\n")
     header = f"{'runtime':<23}{'CPU ms/text':>12}{'cos min':>9}" + "".join(f"{m:>17}" for m in METRICS)

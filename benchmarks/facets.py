@@ -130,7 +130,9 @@ def excluded_ids(paths: Sequence[Path]) -> frozenset[str]:
     return frozenset(ids)
 
 
-def load_items(sizes: dict[str, int], seed: int, exclude: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+def load_items(
+    sizes: dict[str, int], seed: int, exclude: frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
     """The labelled evaluation items, a seeded stratified sample of each set.
 
     ``exclude`` holds item ids never drawn (e.g. another run's sample), so prompt
@@ -193,7 +195,9 @@ def load_items(sizes: dict[str, int], seed: int, exclude: frozenset[str] = froze
         )
 
     with open(DATA / "oasst_en100" / "en_100_tree.jsonl", encoding="utf-8") as f:
-        trees = [tree for line in f if f"oasst-{(tree := json.loads(line))['message_tree_id']}" not in exclude]
+        trees = [
+            tree for line in f if f"oasst-{(tree := json.loads(line))['message_tree_id']}" not in exclude
+        ]
     for tree in rng.sample(trees, min(sizes["language"], len(trees))):
         node, messages, langs = tree["prompt"], [], set()
         while node:  # one seeded root-to-leaf path
@@ -580,7 +584,9 @@ def score(items: Sequence[dict[str, Any]], predictions: Sequence[dict[str, Any] 
         out["ailuminate_macro_f1_llm_categories"] = _category_scores(ail, "llm_categories")[0]
     for name in ("moderation", "xstest"):  # a category on a prompt labelled safe is a false one
         safe = [p for it, p in by_set.get(name, []) if not it["unsafe"]]
-        out[f"{name}_safe_category_rate"] = sum(bool(p and p["categories"]) for p in safe) / len(safe) if safe else None
+        out[f"{name}_safe_category_rate"] = (
+            sum(bool(p and p["categories"]) for p in safe) / len(safe) if safe else None
+        )
 
     lang = by_set.get("language", [])
     out["language_accuracy"] = (
@@ -589,7 +595,9 @@ def score(items: Sequence[dict[str, Any]], predictions: Sequence[dict[str, Any] 
     return out
 
 
-def _category_scores(ail: list[tuple[dict, dict | None]], key: str) -> tuple[float | None, dict[str, float | None]]:
+def _category_scores(
+    ail: list[tuple[dict, dict | None]], key: str
+) -> tuple[float | None, dict[str, float | None]]:
     """``(macro_f1, recall_by_hazard)`` of the predictions' ``key`` codes against the items' hazards."""
     from summarize.taxonomy import load_taxonomy
 
@@ -668,7 +676,9 @@ MERGE_CONFIG = (
 )
 
 
-def merge_chunks(paths: Sequence[Path], expected_ids: Sequence[str]) -> tuple[str, list[dict], list, dict, dict]:
+def merge_chunks(
+    paths: Sequence[Path], expected_ids: Sequence[str]
+) -> tuple[str, list[dict], list, dict, dict]:
     """Join ``--items-out`` files of one sample run in chunks (``--offset``/``--limit``).
 
     Returns ``(model, items, predictions, stats, config)``: the chunks' items in
@@ -694,7 +704,9 @@ def merge_chunks(paths: Sequence[Path], expected_ids: Sequence[str]) -> tuple[st
         predictions += chunk_predictions
         chunks.append((len(chunk_items), stored["stats"], stored["config"].get("offset", 0)))
     if [it["id"] for it in items] != list(expected_ids):
-        raise SystemExit("the chunks together are not the sample of their run arguments (offsets, limits, order)")
+        raise SystemExit(
+            "the chunks together are not the sample of their run arguments (offsets, limits, order)"
+        )
     total = len(items)
     for key in MERGE_SUMMED:
         stats[key] = sum(s[key] for _, s, _ in chunks)
@@ -729,8 +741,14 @@ def _stored(path: Path) -> tuple[str, list[dict], list[dict | None]]:
     for row in stored["items"]:
         pred = row["prediction"]
         if pred:
-            probs = {int(k): v for k, v in pred["concern_probs"].items()} if pred.get("concern_probs") else None
-            pred = {**pred, "concern_probs": probs, "concern_score": concern_score(pred["concerning"], probs)[0]}
+            probs = (
+                {int(k): v for k, v in pred["concern_probs"].items()} if pred.get("concern_probs") else None
+            )
+            pred = {
+                **pred,
+                "concern_probs": probs,
+                "concern_score": concern_score(pred["concerning"], probs)[0],
+            }
         items.append({k: v for k, v in row.items() if k != "prediction"})
         predictions.append(pred)
     return stored["model"], items, predictions
@@ -847,7 +865,9 @@ def main(argv: list[str] | None = None) -> None:
     items = load_items(sizes, args.seed, exclude)
     if args.merge:
         if args.offset or args.rescore:
-            raise SystemExit("--merge takes the whole sample (its --limit only), without --offset or --rescore")
+            raise SystemExit(
+                "--merge takes the whole sample (its --limit only), without --offset or --rescore"
+            )
         if args.limit:
             items = items[: args.limit]
     elif args.limit or args.offset:
@@ -881,9 +901,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.rescore:  # no model run: score a stored run's predictions with the current definitions
         model, stored_items, predictions = _stored(Path(args.rescore))
         if [it["id"] for it in stored_items] != [it["id"] for it in items]:
-            raise SystemExit(f"{args.rescore} holds another sample; pass the sizes, seed and limit of its run")
+            raise SystemExit(
+                f"{args.rescore} holds another sample; pass the sizes, seed and limit of its run"
+            )
         previous = json.loads(Path(args.out).read_text()).get(key, {}) if Path(args.out).exists() else {}
-        stats = {k: v for k, v in previous.items() if not k.startswith(CONCERN_METRICS)}  # the run's other figures
+        stats = {
+            k: v for k, v in previous.items() if not k.startswith(CONCERN_METRICS)
+        }  # the run's other figures
         pairs = [(it, p) for it, p in zip(stored_items, predictions, strict=True) if "unsafe" in it]
         fresh = score([it for it, _ in pairs], [p for _, p in pairs])
         row = {**stats, "model": model, **{k: v for k, v in fresh.items() if k.startswith(CONCERN_METRICS)}}
@@ -923,14 +947,21 @@ def main(argv: list[str] | None = None) -> None:
         "limit": args.limit or None,
         "items": dict(counts),
         "total": len(items),
-        "backend_config": {"threads": args.threads, "attempts": args.attempts, "concurrency": args.concurrency},
+        "backend_config": {
+            "threads": args.threads,
+            "attempts": args.attempts,
+            "concurrency": args.concurrency,
+        },
     }
     if args.offset:
         sample["offset"] = args.offset
     if args.exclude_items:
         sample["excluded"] = {"files": [Path(p).name for p in args.exclude_items], "ids": len(exclude)}
     if args.merge:  # the chunks' own backend arguments, not this command's
-        sample["backend_config"] = {"threads": merged_config["threads"], "attempts": merged_config["attempts"]}
+        sample["backend_config"] = {
+            "threads": merged_config["threads"],
+            "attempts": merged_config["attempts"],
+        }
         sample["merged_chunks"] = len(args.merge)
     if args.rescore and Path(args.out).exists():  # the stored run's own sample record (its threads etc.)
         sample = json.loads(Path(args.out).read_text()).get("samples", {}).get(key, sample)

@@ -102,10 +102,19 @@ def load_prompts(severity: dict[str, str]) -> tuple[list[Prompt], list[Prompt]]:
         concern = {"critical": 5, "high": 4, "medium": 3, "low": 3}.get(severity.get(code or ""), 4)
         return Prompt(text[:MAX_CHARS], source, concern, (code,) if code else ())
 
-    general = [Prompt(t[:MAX_CHARS], "oasst", 1, ()) for t in _jsonl(DATA / "oasst_en100" / "prompt_lottery_en_250_text.jsonl")]
-    general += [Prompt(t["prompt"]["text"][:MAX_CHARS], "oasst", 1, ()) for t in _jsonl(DATA / "oasst_en100" / "en_100_tree.jsonl")]
+    general = [
+        Prompt(t[:MAX_CHARS], "oasst", 1, ())
+        for t in _jsonl(DATA / "oasst_en100" / "prompt_lottery_en_250_text.jsonl")
+    ]
+    general += [
+        Prompt(t["prompt"]["text"][:MAX_CHARS], "oasst", 1, ())
+        for t in _jsonl(DATA / "oasst_en100" / "en_100_tree.jsonl")
+    ]
     for name in ("arena-hard-v0.1_question.jsonl", "arena-hard-v2.0_question.jsonl"):
-        general += [Prompt(r["prompt"][:MAX_CHARS], "arena_hard", 1, ()) for r in _jsonl(DATA / "arena_hard_prompts" / name)]
+        general += [
+            Prompt(r["prompt"][:MAX_CHARS], "arena_hard", 1, ())
+            for r in _jsonl(DATA / "arena_hard_prompts" / name)
+        ]
     # HH-RLHF harmless-base has no per-item harm label (red-team style dialogues): borderline concern 2.
     for r in _jsonl(DATA / "hh_rlhf_harmless_test" / "harmless-base_test.jsonl.gz"):
         first = r["chosen"].split("\n\nHuman: ", 1)[-1].split("\n\nAssistant:", 1)[0].strip()
@@ -116,9 +125,15 @@ def load_prompts(severity: dict[str, str]) -> tuple[list[Prompt], list[Prompt]]:
         code = "spc" if r["hazard"].startswith("spc_") else r["hazard"]
         bad.append(harmful(r["prompt_text"], "ailuminate", code if code in severity else None))
     hb = DATA / "harmbench_advbench"
-    bad += [harmful(r["Behavior"], "harmbench", HARMBENCH_CODES[r["SemanticCategory"]]) for r in _csv(hb / "harmbench_behaviors_text_all.csv")]
+    bad += [
+        harmful(r["Behavior"], "harmbench", HARMBENCH_CODES[r["SemanticCategory"]])
+        for r in _csv(hb / "harmbench_behaviors_text_all.csv")
+    ]
     bad += [harmful(r["Behavior"], "advbench", None) for r in _csv(hb / "advbench_behaviors.csv")]
-    bad += [harmful(r["forbidden_prompt"], "strongreject", STRONGREJECT_CODES[r["category"]]) for r in _csv(hb / "strongreject_dataset.csv")]
+    bad += [
+        harmful(r["forbidden_prompt"], "strongreject", STRONGREJECT_CODES[r["category"]])
+        for r in _csv(hb / "strongreject_dataset.csv")
+    ]
     dedupe = lambda ps: list({p.text: p for p in ps}.values())  # noqa: E731
     return dedupe(general), dedupe(bad)
 
@@ -141,13 +156,20 @@ def embed_cached(texts: list[str]) -> tuple[np.ndarray, bool]:
 
 def reason_kind(reason: str) -> str:
     """Which rule a reason comes from."""
-    for prefix, kind in (("coordination:", "coordination"), ("burst:", "burst"), ("new:", "new"), ("share of traffic grew", "growth")):
+    for prefix, kind in (
+        ("coordination:", "coordination"),
+        ("burst:", "burst"),
+        ("new:", "new"),
+        ("share of traffic grew", "growth"),
+    ):
         if reason.startswith(prefix):
             return kind
     return "new_accounts" if "not seen in the trailing window" in reason else "concern"
 
 
-def pick_campaigns(vectors: np.ndarray, n: int, min_similarity: float, min_variants: int, rng: np.random.Generator) -> list[np.ndarray]:
+def pick_campaigns(
+    vectors: np.ndarray, n: int, min_similarity: float, min_variants: int, rng: np.random.Generator
+) -> list[np.ndarray]:
     """Disjoint sets of near-duplicate harmful prompts (indices), one per campaign."""
     sims = vectors @ vectors.T
     neighbours = [np.flatnonzero(row >= min_similarity) for row in sims]
@@ -237,7 +259,9 @@ def run(args: argparse.Namespace) -> dict:
     embed_seconds = time.perf_counter() - t0
 
     n_general = len(general)
-    variant_sets = pick_campaigns(vectors[n_general:], len(args.rates), args.variant_similarity, args.min_variants, rng)
+    variant_sets = pick_campaigns(
+        vectors[n_general:], len(args.rates), args.variant_similarity, args.min_variants, rng
+    )
     if len(variant_sets) < len(args.rates):
         raise SystemExit(f"only {len(variant_sets)} behaviours have {args.min_variants} near-duplicates")
     sims = vectors[n_general:] @ vectors[n_general:].T
@@ -248,7 +272,13 @@ def run(args: argparse.Namespace) -> dict:
     # Known, steady abuse: one AILuminate hazard at a constant share every day (not a campaign).
     hazards = sorted({p.categories[0] for p in harmful if p.source == "ailuminate" and p.categories})
     steady_hazard = hazards[int(rng.integers(len(hazards)))]
-    steady_pool = np.array([i for i in background_pool if harmful[i].source == "ailuminate" and harmful[i].categories == (steady_hazard,)])
+    steady_pool = np.array(
+        [
+            i
+            for i in background_pool
+            if harmful[i].source == "ailuminate" and harmful[i].categories == (steady_hazard,)
+        ]
+    )
     campaigns = [
         {
             "rate": rate,
@@ -279,11 +309,27 @@ def run(args: argparse.Namespace) -> dict:
     cluster_seconds = 0.0
     for d in range(args.days):
         day = (START + dt.timedelta(days=d)).isoformat()
-        stream = day_stream(d, args.per_day, n_general, background_pool, args.harmful_share, steady_pool, args.steady_share, campaigns, accounts, weights, rng)
+        stream = day_stream(
+            d,
+            args.per_day,
+            n_general,
+            background_pool,
+            args.harmful_share,
+            steady_pool,
+            args.steady_share,
+            campaigns,
+            accounts,
+            weights,
+            rng,
+        )
         facets = stream.with_columns(
             pl.col("prompt").map_elements(lambda i: prompts[i].text, return_dtype=pl.Utf8).alias("request"),
-            pl.col("prompt").map_elements(lambda i: prompts[i].concerning, return_dtype=pl.Int64).alias("concerning"),
-            pl.col("prompt").map_elements(lambda i: list(prompts[i].categories), return_dtype=pl.List(pl.Utf8)).alias("categories"),
+            pl.col("prompt")
+            .map_elements(lambda i: prompts[i].concerning, return_dtype=pl.Int64)
+            .alias("concerning"),
+            pl.col("prompt")
+            .map_elements(lambda i: list(prompts[i].categories), return_dtype=pl.List(pl.Utf8))
+            .alias("categories"),
             pl.col("prompt").map_elements(lambda i: prompts[i].source, return_dtype=pl.Utf8).alias("task"),
         ).with_columns(pl.col("request").alias("summary"))
         day_vectors = vectors[stream["prompt"].to_numpy()]
@@ -294,15 +340,37 @@ def run(args: argparse.Namespace) -> dict:
         names = [NamedCluster(c, f"cluster {c}", "", "benchmark") for c in range(result.n_clusters)]
         clusters = cluster_table(facets, assignments, names, taxonomy.codes, day)
         ids, centres = centroids(day_vectors, result.labels)
-        centre_frame = pl.DataFrame({"cluster_id": ids, "centroid": centres.tolist()}, schema={"cluster_id": pl.Int64, "centroid": pl.List(pl.Float64)})
-        window = [(START + dt.timedelta(days=d - b)).isoformat() for b in range(tracking.window_days, 0, -1) if d - b >= 0]
+        centre_frame = pl.DataFrame(
+            {"cluster_id": ids, "centroid": centres.tolist()},
+            schema={"cluster_id": pl.Int64, "centroid": pl.List(pl.Float64)},
+        )
+        window = [
+            (START + dt.timedelta(days=d - b)).isoformat()
+            for b in range(tracking.window_days, 0, -1)
+            if d - b >= 0
+        ]
         history = pl.concat([stored_by_day[w] for w in window]) if window else pl.DataFrame()
         seen = set().union(*(accounts_by_day[w] for w in window)) if window else None
-        coordination = coordination_signals(facets, assignments, rules, request_vectors=day_vectors, seen_accounts=seen)
-        stored, flags = track_day(
-            day, clusters, centre_frame, len(facets), history, {w: totals_by_day[w] for w in window}, severity, tracking, rules, coordination
+        coordination = coordination_signals(
+            facets, assignments, rules, request_vectors=day_vectors, seen_accounts=seen
         )
-        stored_by_day[day], totals_by_day[day], accounts_by_day[day] = stored, len(facets), set(facets["account"])
+        stored, flags = track_day(
+            day,
+            clusters,
+            centre_frame,
+            len(facets),
+            history,
+            {w: totals_by_day[w] for w in window},
+            severity,
+            tracking,
+            rules,
+            coordination,
+        )
+        stored_by_day[day], totals_by_day[day], accounts_by_day[day] = (
+            stored,
+            len(facets),
+            set(facets["account"]),
+        )
 
         released, _ = apply_thresholds(clusters, assignments, thresholds)
         released_ids = set(released["cluster_id"].to_list())
@@ -318,7 +386,11 @@ def run(args: argparse.Namespace) -> dict:
         owner_of = dict(zip(owner["cluster_id"].to_list(), owner["label"].to_list(), strict=True))
         lookout = [c for c in flags.filter(pl.col("flagged"))["cluster_id"].to_list() if c in released_ids]
         naive = [
-            c for c in released.filter((pl.col("mean_concern") >= rules.min_mean_concern) & (pl.col("conversations") >= rules.min_conversations))["cluster_id"].to_list()
+            c
+            for c in released.filter(
+                (pl.col("mean_concern") >= rules.min_mean_concern)
+                & (pl.col("conversations") >= rules.min_conversations)
+            )["cluster_id"].to_list()
         ]
         active = [c for c, camp in enumerate(campaigns) if 0 <= d - camp["start_day"] < camp["days"]]
         reasons_of = dict(zip(flags["cluster_id"].to_list(), flags["reasons"].to_list(), strict=True))
@@ -329,18 +401,36 @@ def run(args: argparse.Namespace) -> dict:
                     idx = int(label.removeprefix("campaign"))
                     hits[idx].append(d)
                     if hits is lookout_hits:
-                        kinds = {reason_kind(r) for r in reasons_of[c]} | set(campaign_reasons[idx].get(d, []))
+                        kinds = {reason_kind(r) for r in reasons_of[c]} | set(
+                            campaign_reasons[idx].get(d, [])
+                        )
                         campaign_reasons[idx][d] = sorted(kinds)
         campaign_rows = stream.filter(pl.col("label") != "background")
         in_clusters = assignments.join(campaign_rows.select("conversation_id"), on="conversation_id")
-        reasons = flags.filter(pl.col("flagged") & pl.col("cluster_id").is_in(list(released_ids)))["reasons"].to_list()
+        reasons = flags.filter(pl.col("flagged") & pl.col("cluster_id").is_in(list(released_ids)))[
+            "reasons"
+        ].to_list()
         campaign_clusters = (
-            flags.filter(pl.col("cluster_id").is_in([c for c, o in owner_of.items() if o.startswith("campaign")]))
-            .join(clusters.select("cluster_id", "conversations", "unique_accounts", "mean_concern"), on="cluster_id")
+            flags.filter(
+                pl.col("cluster_id").is_in([c for c, o in owner_of.items() if o.startswith("campaign")])
+            )
+            .join(
+                clusters.select("cluster_id", "conversations", "unique_accounts", "mean_concern"),
+                on="cluster_id",
+            )
             .select(
                 pl.col("cluster_id").replace_strict(owner_of, return_dtype=pl.Utf8).alias("campaign"),
-                "conversations", "unique_accounts", "mean_concern", "is_new", "growth_ratio", "growth_q",
-                "distinct_request_ratio", "new_account_share", "burst_p", "coordinated", "flagged",
+                "conversations",
+                "unique_accounts",
+                "mean_concern",
+                "is_new",
+                "growth_ratio",
+                "growth_q",
+                "distinct_request_ratio",
+                "new_account_share",
+                "burst_p",
+                "coordinated",
+                "flagged",
             )
         )
         per_day.append(
@@ -355,19 +445,32 @@ def run(args: argparse.Namespace) -> dict:
                 "campaign_conversations": len(campaign_rows),
                 "campaign_conversations_clustered": int((in_clusters["cluster_id"] != -1).sum()),
                 "lookout_flags": len(lookout),
-                "lookout_false_flags": sum(not owner_of.get(c, "background").startswith("campaign") for c in lookout),
+                "lookout_false_flags": sum(
+                    not owner_of.get(c, "background").startswith("campaign") for c in lookout
+                ),
                 "baseline_flags": len(naive),
-                "baseline_false_flags": sum(not owner_of.get(c, "background").startswith("campaign") for c in naive),
-                "lookout_flag_reasons": {k: sum(reason_kind(r) == k for rs in reasons for r in rs) for k in sorted({reason_kind(r) for rs in reasons for r in rs})},
+                "baseline_false_flags": sum(
+                    not owner_of.get(c, "background").startswith("campaign") for c in naive
+                ),
+                "lookout_flag_reasons": {
+                    k: sum(reason_kind(r) == k for rs in reasons for r in rs)
+                    for k in sorted({reason_kind(r) for rs in reasons for r in rs})
+                },
             }
         )
-        print(f"day {day}: {result.n_clusters} clusters, {len(lookout)} flagged, {len(naive)} baseline", file=sys.stderr, flush=True)
+        print(
+            f"day {day}: {result.n_clusters} clusters, {len(lookout)} flagged, {len(naive)} baseline",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def campaign_results(hits: dict[int, list[int]]) -> list[dict]:
         out = []
         for c, camp in enumerate(campaigns):
             first = min(hits[c], default=None)
-            extra = {"reasons_on_flagged_day": campaign_reasons[c].get(first, [])} if hits is lookout_hits else {}
+            extra = (
+                {"reasons_on_flagged_day": campaign_reasons[c].get(first, [])} if hits is lookout_hits else {}
+            )
             out.append(
                 {
                     **extra,
@@ -443,7 +546,9 @@ def combine(runs: list[dict]) -> dict:
         return {
             "campaigns": [{"seed": r["config"]["seed"], **c} for r in runs for c in pick(r)["campaigns"]],
             "false_flags_per_day": mean([pick(r)["false_flags_per_day"] for r in runs]),
-            "false_flags_per_campaign_free_day": mean([pick(r)["false_flags_per_campaign_free_day"] for r in runs]),
+            "false_flags_per_campaign_free_day": mean(
+                [pick(r)["false_flags_per_campaign_free_day"] for r in runs]
+            ),
         }
 
     config = {k: v for k, v in runs[0]["config"].items() if k not in ("seed", "steady_hazard")}
@@ -471,7 +576,14 @@ def print_table(result: dict) -> None:
             within = sum(d is not None and d <= 2 for d in delays)
             shown = ", ".join("-" if d is None else f"+{d}" for d in delays)
             rows.append((method, f"{rate:.1%}/day", f"{within}/{seeds}", shown))
-        rows.append((method, "false flags/day", "", f"{side['false_flags_per_day']} (campaign-free days {side['false_flags_per_campaign_free_day']})"))
+        rows.append(
+            (
+                method,
+                "false flags/day",
+                "",
+                f"{side['false_flags_per_day']} (campaign-free days {side['false_flags_per_campaign_free_day']})",
+            )
+        )
     head = ("method", "campaign", "flagged <= 2 days", "days to flag per seed (- missed)")
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
     for r in [head, tuple("-" * w for w in widths), *rows]:
@@ -483,15 +595,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--days", type=int, default=14)
     parser.add_argument("--per-day", type=int, default=600)
     parser.add_argument("--harmful-share", type=float, default=0.03, help="harmful background from all sets")
-    parser.add_argument("--steady-share", type=float, default=0.01, help="known abuse from one hazard, every day")
-    parser.add_argument("--rates", type=lambda s: [float(x) for x in s.split(",")], default=[0.002, 0.005, 0.01, 0.015, 0.02])
-    parser.add_argument("--start-days", type=lambda s: [int(x) for x in s.split(",")], default=[2, 4, 6, 8, 10])
+    parser.add_argument(
+        "--steady-share", type=float, default=0.01, help="known abuse from one hazard, every day"
+    )
+    parser.add_argument(
+        "--rates", type=lambda s: [float(x) for x in s.split(",")], default=[0.002, 0.005, 0.01, 0.015, 0.02]
+    )
+    parser.add_argument(
+        "--start-days", type=lambda s: [int(x) for x in s.split(",")], default=[2, 4, 6, 8, 10]
+    )
     parser.add_argument("--campaign-days", type=int, default=3)
     parser.add_argument("--campaign-window-minutes", type=float, default=180.0)
     parser.add_argument("--variant-similarity", type=float, default=0.8)
     parser.add_argument("--min-variants", type=int, default=3)
     parser.add_argument("--accounts", type=int, default=3000)
-    parser.add_argument("--general-pool", type=int, default=2500, help="general-use prompts sampled from the sets")
+    parser.add_argument(
+        "--general-pool", type=int, default=2500, help="general-use prompts sampled from the sets"
+    )
     parser.add_argument(
         "--min-cluster-fraction",
         type=float,
@@ -500,7 +620,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[7, 1, 2, 3])
     parser.add_argument(
-        "--rule", action="append", default=[], type=lambda s: tuple(s.split("=", 1)), metavar="FIELD=VALUE", help="override a FlagRules field"
+        "--rule",
+        action="append",
+        default=[],
+        type=lambda s: tuple(s.split("=", 1)),
+        metavar="FIELD=VALUE",
+        help="override a FlagRules field",
     )
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "flagging.json"))
     args = parser.parse_args(argv)

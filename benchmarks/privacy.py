@@ -48,19 +48,40 @@ SHARED = REPO.parent / "shared" / "data"
 OUT = REPO / "benchmarks" / "results" / "privacy.json"
 DAY = "2026-11-04"
 SOURCE_DAYS = ("2026-11-04", "2026-11-01")
-CONDITIONS = ["Fabry disease", "Wilson's disease", "Gaucher disease", "Pompe disease", "Kawasaki disease", "acromegaly", "Addison's disease", "myasthenia gravis"]
+CONDITIONS = [
+    "Fabry disease",
+    "Wilson's disease",
+    "Gaucher disease",
+    "Pompe disease",
+    "Kawasaki disease",
+    "acromegaly",
+    "Addison's disease",
+    "myasthenia gravis",
+]
 STREETS = ["Lane", "Crescent", "Row", "Terrace", "Close", "Mews"]
 # A synthetic sentence counts as private with a contact or ID detail, or a person's name with a personal fact.
-CONTACT_OR_ID = {"STREET_ADDRESS", "PHONE_NUMBER", "EMAIL_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS", "US_DRIVER_LICENSE"}
+CONTACT_OR_ID = {
+    "STREET_ADDRESS",
+    "PHONE_NUMBER",
+    "EMAIL_ADDRESS",
+    "CREDIT_CARD",
+    "IBAN_CODE",
+    "US_SSN",
+    "IP_ADDRESS",
+    "US_DRIVER_LICENSE",
+}
 PERSONAL_FACT = {"AGE", "DATE_TIME", "NRP", "TITLE", "GPE", "ORGANIZATION"}
 NEAR = 0.85  # similarity ratio counted as a near-match
 
 
 # --- canaries -----------------------------------------------------------------------
 
+
 def _word(rng: random.Random, syllables: int) -> str:
     onsets, vowels, codas = "bdfgklmnprstvzq", "aeiou", ["", "n", "r", "x", "th", "l"]
-    return "".join(rng.choice(onsets) + rng.choice(vowels) + rng.choice(codas) for _ in range(syllables)).capitalize()
+    return "".join(
+        rng.choice(onsets) + rng.choice(vowels) + rng.choice(codas) for _ in range(syllables)
+    ).capitalize()
 
 
 def make_canaries(n: int, seed: int = 13) -> list[dict[str, str]]:
@@ -105,7 +126,12 @@ def _valid_records(day: str) -> list[dict]:
             record = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if isinstance(record, dict) and isinstance(record.get("messages"), list) and record["messages"] and record.get("account_id"):
+        if (
+            isinstance(record, dict)
+            and isinstance(record.get("messages"), list)
+            and record["messages"]
+            and record.get("account_id")
+        ):
             if isinstance(record.get("timestamp"), str) and record["timestamp"][:10] == day:
                 records.append(record)
     return records
@@ -155,7 +181,10 @@ def appears(needle: str, haystack: str) -> bool:
     for k in {max(1, n - 1), n, n + 1}:
         for start in range(len(words) - k + 1):
             window = _norm(" ".join(words[start : start + k]))
-            if abs(len(window) - len(target)) <= 3 and difflib.SequenceMatcher(None, window, target).ratio() >= NEAR:
+            if (
+                abs(len(window) - len(target)) <= 3
+                and difflib.SequenceMatcher(None, window, target).ratio() >= NEAR
+            ):
                 return True
     return False
 
@@ -200,6 +229,7 @@ def found(canary: dict[str, str], texts: list[str]) -> bool:
 
 # --- the pipeline run ---------------------------------------------------------------
 
+
 def run_pipeline(work: Path) -> float:
     """Materialize the daily job for ``DAY`` on ``work/in``; returns seconds."""
     import dagster as dg
@@ -207,7 +237,8 @@ def run_pipeline(work: Path) -> float:
     from assets.definitions import build_definitions
 
     defs = build_definitions(
-        "local", paths={"input_dir": str(work / "in"), "out_dir": str(work / "out"), "state_dir": str(work / "state")}
+        "local",
+        paths={"input_dir": str(work / "in"), "out_dir": str(work / "out"), "state_dir": str(work / "state")},
     )
     started = time.perf_counter()
     result = defs.resolve_job_def("daily_pipeline").execute_in_process(
@@ -236,7 +267,10 @@ def labelled_texts(n: int, seed: int = 5) -> list[tuple[str, str, bool]]:
     """``(title, description, private)``: half general topic texts, half with one PII sentence injected."""
     rng = random.Random(seed)
     topics = sorted(
-        {json.loads(line)["cluster"] for line in (SHARED / "arena_hard_prompts" / "arena-hard-v0.1_question.jsonl").open()}
+        {
+            json.loads(line)["cluster"]
+            for line in (SHARED / "arena_hard_prompts" / "arena-hard-v0.1_question.jsonl").open()
+        }
     )
     with gzip.open(SHARED / "pii_presidio_synth" / "synth_dataset_v2.json.gz", "rt", encoding="utf-8") as f:
         synth = [
@@ -298,6 +332,7 @@ def auditor_agreement(llm, n: int, floor: int, cache_path: Path) -> dict:
 
 # --- coverage and DP ------------------------------------------------------------------
 
+
 def day_members(state: Path, assignments: pl.DataFrame, clusters: pl.DataFrame) -> pl.DataFrame:
     """One row per conversation and node: the state's membership table, or the base assignments."""
     if (state / "membership.parquet").exists():
@@ -323,13 +358,21 @@ def split_level_counts(members: pl.DataFrame, nodes: pl.DataFrame, codes: list[s
     levels = sorted(set(nodes["level"].to_list()))
     share = dataclasses.replace(config, epsilon=config.epsilon / len(levels))
     frames = [
-        dp_cluster_counts(members.filter(pl.col("level") == lv), nodes.filter(pl.col("level") == lv)["cluster_id"].to_list(), codes, share, f"{salt}:{lv}")[0]
+        dp_cluster_counts(
+            members.filter(pl.col("level") == lv),
+            nodes.filter(pl.col("level") == lv)["cluster_id"].to_list(),
+            codes,
+            share,
+            f"{salt}:{lv}",
+        )[0]
         for lv in levels
     ]
     return pl.concat(frames), config.epsilon
 
 
-def dp_error(members: pl.DataFrame, nodes: pl.DataFrame, codes: list[str], config, trials: int, split: bool = False) -> float:
+def dp_error(
+    members: pl.DataFrame, nodes: pl.DataFrame, codes: list[str], config, trials: int, split: bool = False
+) -> float:
     """Mean relative error of the published conversation counts of ``nodes`` over ``trials`` releases.
 
     The release is the report's, ``privacy.release.dp_level_counts`` (base measured, parents summed),
@@ -363,11 +406,18 @@ def dp_error(members: pl.DataFrame, nodes: pl.DataFrame, codes: list[str], confi
 # The two deployments' DP settings (assets/definitions.py): counts budget and bounds, selection budget and floor.
 BUDGETS = {
     "local": {"counts": (8.0, 2, 2), "selection": (6.0, 1e-6, 1), "min_accounts": 3, "min_conversations": 3},
-    "production": {"counts": (1.0, 4, 5), "selection": (1.0, 1e-6, 1), "min_accounts": 25, "min_conversations": 50},
+    "production": {
+        "counts": (1.0, 4, 5),
+        "selection": (1.0, 1e-6, 1),
+        "min_accounts": 25,
+        "min_conversations": 50,
+    },
 }
 
 
-def selection_coverage(members: pl.DataFrame, assignments: pl.DataFrame, ok_ids: set[int], budget: dict, draws: int) -> dict:
+def selection_coverage(
+    members: pl.DataFrame, assignments: pl.DataFrame, ok_ids: set[int], budget: dict, draws: int
+) -> dict:
     """Expected coverage of DP partition selection at ``budget`` (mean over ``draws`` selections) and its accounting."""
     from privacy.dp import SelectionConfig, select_partitions
 
@@ -397,9 +447,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--canaries", type=int, default=50)
     parser.add_argument("--auditor-texts", type=int, default=100)
     parser.add_argument("--floor", type=int, default=3)
-    parser.add_argument("--draws", type=int, default=50, help="DP partition selections averaged for the coverage")
+    parser.add_argument(
+        "--draws", type=int, default=50, help="DP partition selections averaged for the coverage"
+    )
     parser.add_argument("--trials", type=int, default=200, help="DP releases averaged for the error")
-    parser.add_argument("--llm-threads", type=int, default=1, help="llama.cpp threads of the auditor (1 is fastest on a busy CPU)")
+    parser.add_argument(
+        "--llm-threads",
+        type=int,
+        default=1,
+        help="llama.cpp threads of the auditor (1 is fastest on a busy CPU)",
+    )
     parser.add_argument("--work", help="keep the run here (reused if it already holds a finished run)")
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args(argv)
@@ -460,7 +517,9 @@ def main(argv: list[str] | None = None) -> None:
     if "level" not in clusters.columns:
         clusters = clusters.with_columns(pl.lit(0, pl.Int64).alias("level"))
     base_ids = set(clusters.filter(pl.col("level") == 0)["cluster_id"].to_list()) - {-1}
-    thresholds = Thresholds(BUDGETS["local"]["min_accounts"], BUDGETS["local"]["min_conversations"])  # what the run used
+    thresholds = Thresholds(
+        BUDGETS["local"]["min_accounts"], BUDGETS["local"]["min_conversations"]
+    )  # what the run used
     released_ids = set(released["cluster_id"].to_list())
     audited_ids = set(audited_released["cluster_id"].to_list())
     members = day_members(state, assignments, clusters)
@@ -470,7 +529,11 @@ def main(argv: list[str] | None = None) -> None:
     ok_all = set(audit_all.filter(pl.col("audit_reason") == "ok")["cluster_id"].to_list())
     by_budget = {
         name: selection_coverage(
-            members, assignments, set(sizes.filter(pl.col("len") >= b["min_conversations"])["cluster_id"].to_list()) & ok_all, b, args.draws
+            members,
+            assignments,
+            set(sizes.filter(pl.col("len") >= b["min_conversations"])["cluster_id"].to_list()) & ok_all,
+            b,
+            args.draws,
         )
         for name, b in BUDGETS.items()
     }
@@ -497,7 +560,9 @@ def main(argv: list[str] | None = None) -> None:
     from privacy.dp import DPConfig
 
     taxonomy = load_taxonomy()
-    dp_members = members.join(facets.select("conversation_id", "concerning", "categories"), on="conversation_id")
+    dp_members = members.join(
+        facets.select("conversation_id", "concerning", "categories"), on="conversation_id"
+    )
     present = set(members["cluster_id"].to_list())
     nodes = clusters.filter(pl.col("cluster_id").is_in(list(present))).select("cluster_id", "level")
     released_nodes = nodes.filter(pl.col("cluster_id").is_in(list(released_ids)))
@@ -507,7 +572,9 @@ def main(argv: list[str] | None = None) -> None:
         mre[name] = {
             "epsilon": config.epsilon,
             "all": dp_error(dp_members, nodes, taxonomy.codes, config, args.trials),
-            "released": dp_error(dp_members, released_nodes, taxonomy.codes, config, args.trials) if len(released_nodes) else None,
+            "released": dp_error(dp_members, released_nodes, taxonomy.codes, config, args.trials)
+            if len(released_nodes)
+            else None,
             "all_levels_split": dp_error(dp_members, nodes, taxonomy.codes, config, args.trials, split=True),
         }
 
@@ -521,7 +588,9 @@ def main(argv: list[str] | None = None) -> None:
         "nodes_by_level": dict(sorted(clusters.group_by("level").len().iter_rows())),
         "clusters_released": len(released_ids),
         "clusters_withheld_by_auditor": auditor_withheld.height,
-        "auditor_scores_all_clusters": dict(sorted(audit_all.group_by("privacy_score").len().iter_rows(), key=str)),
+        "auditor_scores_all_clusters": dict(
+            sorted(audit_all.group_by("privacy_score").len().iter_rows(), key=str)
+        ),
         "canaries_planted": len(canaries),
         "canaries_leaked": leaked,
         "canaries_leaked_after_auditor": leaked_after_auditor,
@@ -539,7 +608,10 @@ def main(argv: list[str] | None = None) -> None:
         "dp_trials": args.trials,
         "audit_trail_rows": trail.height,
         "pipeline_seconds": None if pipeline_s is None else round(pipeline_s, 1),
-        "thresholds": {"min_accounts": thresholds.min_accounts, "min_conversations": thresholds.min_conversations},
+        "thresholds": {
+            "min_accounts": thresholds.min_accounts,
+            "min_conversations": thresholds.min_conversations,
+        },
     }
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
 

@@ -80,10 +80,10 @@ def secret_cases(n: int = 200, seed: int = 7) -> list[tuple[str, str, str]]:
         ("google_api_key", lambda: "AIza" + rand(an + "-_", 35)),
     ]
     templates = [
-        "Why does this fail? client = Client(api_key=\"{s}\")",
+        'Why does this fail? client = Client(api_key="{s}")',
         "```python\nimport os\nos.environ['TOKEN'] = '{s}'\nprint(run())\n```",
         "my config has password={s} and it still says access denied",
-        "curl -H \"Authorization: Bearer {s}\" https://api.example.com/v1/items",
+        'curl -H "Authorization: Bearer {s}" https://api.example.com/v1/items',
         "here is my .env\nAPI_KEY={s}\nDEBUG=true",
         "I pasted {s} into the settings page, is that the right key?",
         "send the funds to {s} before friday",
@@ -94,7 +94,11 @@ def secret_cases(n: int = 200, seed: int = 7) -> list[tuple[str, str, str]]:
         kind, make = rng.choice(makers)
         secret = make()
         out.append((rng.choice(templates).format(s=secret), secret, kind))
-    pem = "-----BEGIN RSA PRIVATE KEY-----\n" + "\n".join(rand(an + "+/", 64) for _ in range(4)) + "\n-----END RSA PRIVATE KEY-----"
+    pem = (
+        "-----BEGIN RSA PRIVATE KEY-----\n"
+        + "\n".join(rand(an + "+/", 64) for _ in range(4))
+        + "\n-----END RSA PRIVATE KEY-----"
+    )
     out.append((f"my deploy key is\n{pem}\nwhat is wrong?", pem.splitlines()[1], "pem_private_key"))
     return out
 
@@ -209,14 +213,19 @@ def build_system(name: str, ner: str | None = None) -> Callable[[list[str]], lis
     from presidio_anonymizer import AnonymizerEngine
 
     nlp = NlpEngineProvider(
-        nlp_configuration={"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": BASELINE_MODEL}]}
+        nlp_configuration={
+            "nlp_engine_name": "spacy",
+            "models": [{"lang_code": "en", "model_name": BASELINE_MODEL}],
+        }
     ).create_engine()
     batch = BatchAnalyzerEngine(AnalyzerEngine(nlp_engine=nlp))
     anonymizer = AnonymizerEngine()
 
     def redact(texts: list[str]) -> list[str]:
         results = batch.analyze_iterator(texts, language="en", batch_size=BATCH_SIZE)
-        return [anonymizer.anonymize(text=t, analyzer_results=r).text for t, r in zip(texts, results, strict=True)]
+        return [
+            anonymizer.anonymize(text=t, analyzer_results=r).text for t, r in zip(texts, results, strict=True)
+        ]
 
     return redact
 
@@ -309,7 +318,9 @@ def print_table(results: dict) -> None:
             rows.append((f"{key}.{kind}", a[key].get(kind, "-"), b[key].get(kind, "-")))
     rows.append(("secret_recall", a["secret_recall"], b["secret_recall"]))
     for kind in a["secret_recall_by_kind"]:
-        rows.append((f"secret_recall.{kind}", a["secret_recall_by_kind"][kind], b["secret_recall_by_kind"][kind]))
+        rows.append(
+            (f"secret_recall.{kind}", a["secret_recall_by_kind"][kind], b["secret_recall_by_kind"][kind])
+        )
     for procs in a["throughput"]:
         for key in ("conversations_per_s", "characters_per_s"):
             rows.append((f"{key} ({procs} proc)", a["throughput"][procs][key], b["throughput"][procs][key]))
@@ -341,7 +352,9 @@ def main(argv: list[str] | None = None) -> None:
             )
             for n in counts
         }
-        result["ner"] = (args.ner or f"spacy:{DEFAULT_SPACY_MODEL}") if name == "lookout" else f"spacy:{BASELINE_MODEL}"
+        result["ner"] = (
+            (args.ner or f"spacy:{DEFAULT_SPACY_MODEL}") if name == "lookout" else f"spacy:{BASELINE_MODEL}"
+        )
         results[name] = result
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")

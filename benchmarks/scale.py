@@ -48,8 +48,33 @@ CONVERSATIONS_PER_DAY = 1_000_000
 
 # --- synthetic data -------------------------------------------------------------------------
 
-FIRST = ["Emil", "Maria", "Kenji", "Aisha", "Lukas", "Sofia", "Omar", "Chloe", "Ravi", "Ingrid", "Tomas", "Leila"]
-LAST = ["Henriksson", "Garcia", "Tanaka", "Okafor", "Novak", "Rossi", "Haddad", "Martin", "Iyer", "Berg", "Silva"]
+FIRST = [
+    "Emil",
+    "Maria",
+    "Kenji",
+    "Aisha",
+    "Lukas",
+    "Sofia",
+    "Omar",
+    "Chloe",
+    "Ravi",
+    "Ingrid",
+    "Tomas",
+    "Leila",
+]
+LAST = [
+    "Henriksson",
+    "Garcia",
+    "Tanaka",
+    "Okafor",
+    "Novak",
+    "Rossi",
+    "Haddad",
+    "Martin",
+    "Iyer",
+    "Berg",
+    "Silva",
+]
 DOMAINS = ["example.com", "mail.test", "corp.example.org", "inbox.example.net"]
 STREETS = ["Maple Street", "Harbor Road", "King Avenue", "Elm Lane", "Station Square"]
 CITIES = ["Springfield", "Riverton", "Lakeside", "Fairview", "Greenville"]
@@ -136,10 +161,14 @@ def facet_texts(n: int, seed: int = 0) -> list[str]:
     """Facet-like summaries (what the embed stage sees after the LLM), seeded."""
     rng = random.Random(seed)
     verbs = ["asked for help with", "wanted", "requested", "sought advice on", "needed"]
-    extras = ["", " and follow-up examples", " in plain language", " with a short checklist", " for a beginner"]
-    return [
-        f"The user {rng.choice(verbs)} {rng.choice(TOPICS)[1]}{rng.choice(extras)}." for _ in range(n)
+    extras = [
+        "",
+        " and follow-up examples",
+        " in plain language",
+        " with a short checklist",
+        " for a beginner",
     ]
+    return [f"The user {rng.choice(verbs)} {rng.choice(TOPICS)[1]}{rng.choice(extras)}." for _ in range(n)]
 
 
 def synthetic_hierarchy(n: int, seed: int = 0):
@@ -198,12 +227,23 @@ def stage_ingest_redact(n: int, mode: str, work: Path) -> dict:
     )
     started = time.perf_counter()
     ingest_redact.run(
-        [f"--input={work / 'input'}", f"--day={DAY}", f"--output={out}", f"--dead_letter={dead}",
-         f"--pseudonym_key_file={key_file}", *options]
+        [
+            f"--input={work / 'input'}",
+            f"--day={DAY}",
+            f"--output={out}",
+            f"--dead_letter={dead}",
+            f"--pseudonym_key_file={key_file}",
+            *options,
+        ]
     )
     seconds = time.perf_counter() - started
     redacted, dead_rows = pq.read_metadata(out).num_rows, pq.read_metadata(dead).num_rows
-    return {"seconds": seconds, "records": redacted + dead_rows, "redacted": redacted, "dead_lettered": dead_rows}
+    return {
+        "seconds": seconds,
+        "records": redacted + dead_rows,
+        "redacted": redacted,
+        "dead_lettered": dead_rows,
+    }
 
 
 def embed_texts(work: Path, n: int) -> list[str]:
@@ -225,15 +265,24 @@ def stage_embed(n: int, mode: str, work: Path) -> dict:
     texts = embed_texts(work, n)
     loaded = time.perf_counter()
     runtime, _, precision = mode.partition("-")
-    embedder = build_embedder(runtime, precision=precision or "fp32") if runtime == "onnxruntime" else build_embedder(mode)
+    embedder = (
+        build_embedder(runtime, precision=precision or "fp32")
+        if runtime == "onnxruntime"
+        else build_embedder(mode)
+    )
     embedder.encode(texts[:8])
     started = time.perf_counter()
     vectors = embedder.encode(texts)
     seconds = time.perf_counter() - started
     if mode == DEFAULT_EMBED_MODE:
         np.save(work / "vectors.npy", vectors)
-    return {"seconds": seconds, "records": len(vectors), "model_load_s": started - loaded, "dim": int(vectors.shape[1]),
-            "mean_chars": round(sum(map(len, texts)) / max(1, len(texts)), 1)}
+    return {
+        "seconds": seconds,
+        "records": len(vectors),
+        "model_load_s": started - loaded,
+        "dim": int(vectors.shape[1]),
+        "mean_chars": round(sum(map(len, texts)) / max(1, len(texts)), 1),
+    }
 
 
 def stage_cluster(n: int, mode: str, work: Path) -> dict:
@@ -245,7 +294,12 @@ def stage_cluster(n: int, mode: str, work: Path) -> dict:
     started = time.perf_counter()
     result = cluster_embeddings(vectors, ClusterParams())
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "records": len(vectors), "clusters": result.n_clusters, "noise": result.n_noise}
+    return {
+        "seconds": seconds,
+        "records": len(vectors),
+        "clusters": result.n_clusters,
+        "noise": result.n_noise,
+    }
 
 
 def _gate(assignments, nodes):
@@ -262,8 +316,14 @@ def stage_gate(n: int, mode: str, work: Path) -> dict:
     started = time.perf_counter()
     members, released, withheld = _gate(assignments, nodes)
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "records": n, "nodes": len(nodes), "memberships": len(members),
-            "released": len(released), "withheld": len(withheld)}
+    return {
+        "seconds": seconds,
+        "records": n,
+        "nodes": len(nodes),
+        "memberships": len(members),
+        "released": len(released),
+        "withheld": len(withheld),
+    }
 
 
 def stage_report(n: int, mode: str, work: Path) -> dict:
@@ -282,24 +342,48 @@ def stage_report(n: int, mode: str, work: Path) -> dict:
     )
     released = (
         released.join(counts, on="cluster_id", how="left")
-        .with_columns(pl.lit(DAY).alias("day"), pl.lit("llm").alias("name_source"), pl.lit(2.0).alias("mean_concern"))
         .with_columns(
-            [(pl.col("conversations") * ((i + pl.col("cluster_id")) % 3 == 0)).alias(f"cat_{c}") for i, c in enumerate(codes)]
+            pl.lit(DAY).alias("day"), pl.lit("llm").alias("name_source"), pl.lit(2.0).alias("mean_concern")
+        )
+        .with_columns(
+            [
+                (pl.col("conversations") * ((i + pl.col("cluster_id")) % 3 == 0)).alias(f"cat_{c}")
+                for i, c in enumerate(codes)
+            ]
         )
     )
-    withheld = withheld.join(nodes.select("cluster_id", "level"), on="cluster_id").with_columns(pl.lit("threshold").alias("layer"))
+    withheld = withheld.join(nodes.select("cluster_id", "level"), on="cluster_id").with_columns(
+        pl.lit("threshold").alias("layer")
+    )
     dead = pl.DataFrame({"stage": ["ingest"], "reason": ["invalid json"], "records": [max(1, n // 1000)]})
-    entities = pl.DataFrame({"entity_type": ["EMAIL_ADDRESS", "PERSON", "PHONE_NUMBER"], "count": [n, 2 * n, n // 2]})
-    summary = {"records_read": n, "clusters_released": len(released), "clusters_withheld": len(withheld), "dp_epsilon": None}
+    entities = pl.DataFrame(
+        {"entity_type": ["EMAIL_ADDRESS", "PERSON", "PHONE_NUMBER"], "count": [n, 2 * n, n // 2]}
+    )
+    summary = {
+        "records_read": n,
+        "clusters_released": len(released),
+        "clusters_withheld": len(withheld),
+        "dp_epsilon": None,
+    }
     started = time.perf_counter()
     tables = build_report_tables(DAY, released, None, codes, summary, dead, entities, withheld)
     tables.write(work / "reports")
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "records": n, "report_clusters": len(tables.clusters), "category_rows": len(tables.categories)}
+    return {
+        "seconds": seconds,
+        "records": n,
+        "report_clusters": len(tables.clusters),
+        "category_rows": len(tables.categories),
+    }
 
 
-STAGE_FNS = {BEAM_STAGE: stage_ingest_redact, "embed": stage_embed, "cluster": stage_cluster,
-             "gate": stage_gate, "report": stage_report}
+STAGE_FNS = {
+    BEAM_STAGE: stage_ingest_redact,
+    "embed": stage_embed,
+    "cluster": stage_cluster,
+    "gate": stage_gate,
+    "report": stage_report,
+}
 
 
 def llm_tokens_per_s(requests: int, work: Path) -> dict:
@@ -312,8 +396,14 @@ def llm_tokens_per_s(requests: int, work: Path) -> dict:
     conversations = []
     for i in range(requests):
         record = synthetic_record(rng, 10)
-        conversations.append({"conversation_id": record["conversation_id"], "account": f"p{i}",
-                              "timestamp": record["timestamp"], "messages": record["messages"]})
+        conversations.append(
+            {
+                "conversation_id": record["conversation_id"],
+                "account": f"p{i}",
+                "timestamp": record["timestamp"],
+                "messages": record["messages"],
+            }
+        )
     llm = EmbeddedLLM(n_threads=1)
     llama = llm._llama  # the same weights' tokenizer counts generated and prompt tokens
 
@@ -356,6 +446,7 @@ def llm_tokens_per_s(requests: int, work: Path) -> dict:
 
 def _child_main(argv: list[str]) -> None:
     stage, n, mode, work, result_path = argv[0], int(argv[1]), argv[2], Path(argv[3]), Path(argv[4])
+
     def cpu_seconds() -> float:
         own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
@@ -374,9 +465,21 @@ def run_child(stage: str, n: int, mode: str, work: Path, time_limit: float) -> d
     """Run one stage in a fresh interpreter under ``time_limit``; ``{"status": "timeout"}`` when it runs over."""
     result_path = work / f"result_{stage}_{mode}.json"
     result_path.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "benchmarks.scale", "--_child", stage, str(n), mode, str(work), str(result_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.scale",
+        "--_child",
+        stage,
+        str(n),
+        mode,
+        str(work),
+        str(result_path),
+    ]
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
     try:
         _, err = proc.communicate(timeout=time_limit)
     except subprocess.TimeoutExpired:
@@ -408,8 +511,12 @@ def capacity(runs: list[dict], llm: dict | None) -> dict:
     """Hardware for CONVERSATIONS_PER_DAY from the measured rates and the stated vLLM assumption."""
     ok = [r for r in runs if r.get("status") == "ok"]
     window = BATCH_WINDOW_H * 3600
-    out: dict = {"conversations_per_day": CONVERSATIONS_PER_DAY, "batch_window_h": BATCH_WINDOW_H,
-                 "headroom": HEADROOM, "lines": []}
+    out: dict = {
+        "conversations_per_day": CONVERSATIONS_PER_DAY,
+        "batch_window_h": BATCH_WINDOW_H,
+        "headroom": HEADROOM,
+        "lines": [],
+    }
     lines = out["lines"]
 
     def largest(stage: str, mode: str) -> dict | None:
@@ -426,51 +533,87 @@ def capacity(runs: list[dict], llm: dict | None) -> dict:
         rate, mode, n = max(per_core)
         core_s = CONVERSATIONS_PER_DAY / rate
         cores = math.ceil(core_s / window * HEADROOM)
-        out["redaction"] = {"records_per_cpu_s": round(rate, 2), "from": f"{mode} at n={n}",
-                            "core_hours_per_day": round(core_s / 3600, 1), "cores": cores}
-        lines.append(f"redaction: {CONVERSATIONS_PER_DAY:,} / {rate:.2f} rec per CPU-s = {core_s / 3600:,.1f} core-h/day; "
-                     f"/ {BATCH_WINDOW_H} h x {HEADROOM} headroom = {cores} cores")
+        out["redaction"] = {
+            "records_per_cpu_s": round(rate, 2),
+            "from": f"{mode} at n={n}",
+            "core_hours_per_day": round(core_s / 3600, 1),
+            "cores": cores,
+        }
+        lines.append(
+            f"redaction: {CONVERSATIONS_PER_DAY:,} / {rate:.2f} rec per CPU-s = {core_s / 3600:,.1f} core-h/day; "
+            f"/ {BATCH_WINDOW_H} h x {HEADROOM} headroom = {cores} cores"
+        )
     embed = largest("embed", DEFAULT_EMBED_MODE)
     if embed and embed.get("cpu_s"):
         rate = embed["records"] / embed["cpu_s"]
         core_s = CONVERSATIONS_PER_DAY / rate
         cores = math.ceil(core_s / window * HEADROOM)
-        out["embed"] = {"records_per_cpu_s": round(rate, 2), "core_hours_per_day": round(core_s / 3600, 1), "cores": cores}
-        lines.append(f"embed (CPU): {CONVERSATIONS_PER_DAY:,} / {rate:.1f} rec per CPU-s = "
-                     f"{core_s / 3600:,.1f} core-h/day; / {BATCH_WINDOW_H} h x {HEADROOM} = {cores} cores (or a share of the LLM GPUs)")
+        out["embed"] = {
+            "records_per_cpu_s": round(rate, 2),
+            "core_hours_per_day": round(core_s / 3600, 1),
+            "cores": cores,
+        }
+        lines.append(
+            f"embed (CPU): {CONVERSATIONS_PER_DAY:,} / {rate:.1f} rec per CPU-s = "
+            f"{core_s / 3600:,.1f} core-h/day; / {BATCH_WINDOW_H} h x {HEADROOM} = {cores} cores (or a share of the LLM GPUs)"
+        )
     if llm and llm.get("conversations"):
         calls_per_conv = llm["llm_calls"] / llm["conversations"]
         comp = llm["completion_tokens"] / llm["conversations"]
         prompt = llm["prompt_tokens"] / llm["conversations"]
-        gpu_s = CONVERSATIONS_PER_DAY * (comp / VLLM_ASSUMED["completion_tokens_per_s"] + prompt / VLLM_ASSUMED["prompt_tokens_per_s"])
+        gpu_s = CONVERSATIONS_PER_DAY * (
+            comp / VLLM_ASSUMED["completion_tokens_per_s"] + prompt / VLLM_ASSUMED["prompt_tokens_per_s"]
+        )
         gpus = math.ceil(gpu_s / window * HEADROOM)
         cpu_core_s = CONVERSATIONS_PER_DAY * llm["seconds_per_conversation"]  # measured with 1 thread
-        out["llm"] = {"vllm_assumed": VLLM_ASSUMED, "calls_per_conversation": round(calls_per_conv, 2),
-                      "completion_tokens_per_conversation": round(comp, 1), "prompt_tokens_per_conversation": round(prompt, 1),
-                      "gpu_hours_per_day": round(gpu_s / 3600, 1), "gpus": gpus,
-                      "cpu_engine_core_hours_per_day": round(cpu_core_s / 3600, 0),
-                      "cpu_engine_cores": math.ceil(cpu_core_s / window * HEADROOM)}
-        lines.append(f"LLM facets (vLLM, ASSUMED {VLLM_ASSUMED['completion_tokens_per_s']} out tok/s and "
-                     f"{VLLM_ASSUMED['prompt_tokens_per_s']} prompt tok/s per H100): {CONVERSATIONS_PER_DAY:,} x "
-                     f"({comp:.0f}/{VLLM_ASSUMED['completion_tokens_per_s']} + {prompt:.0f}/{VLLM_ASSUMED['prompt_tokens_per_s']}) s "
-                     f"= {gpu_s / 3600:,.1f} GPU-h/day; / {BATCH_WINDOW_H} h x {HEADROOM} = {gpus} GPUs")
-        lines.append(f"LLM on the CPU engine instead: {CONVERSATIONS_PER_DAY:,} x {llm['seconds_per_conversation']} s "
-                     f"(1 thread) = {cpu_core_s / 3600:,.0f} core-h/day = {out['llm']['cpu_engine_cores']} cores: not viable")
+        out["llm"] = {
+            "vllm_assumed": VLLM_ASSUMED,
+            "calls_per_conversation": round(calls_per_conv, 2),
+            "completion_tokens_per_conversation": round(comp, 1),
+            "prompt_tokens_per_conversation": round(prompt, 1),
+            "gpu_hours_per_day": round(gpu_s / 3600, 1),
+            "gpus": gpus,
+            "cpu_engine_core_hours_per_day": round(cpu_core_s / 3600, 0),
+            "cpu_engine_cores": math.ceil(cpu_core_s / window * HEADROOM),
+        }
+        lines.append(
+            f"LLM facets (vLLM, ASSUMED {VLLM_ASSUMED['completion_tokens_per_s']} out tok/s and "
+            f"{VLLM_ASSUMED['prompt_tokens_per_s']} prompt tok/s per H100): {CONVERSATIONS_PER_DAY:,} x "
+            f"({comp:.0f}/{VLLM_ASSUMED['completion_tokens_per_s']} + {prompt:.0f}/{VLLM_ASSUMED['prompt_tokens_per_s']}) s "
+            f"= {gpu_s / 3600:,.1f} GPU-h/day; / {BATCH_WINDOW_H} h x {HEADROOM} = {gpus} GPUs"
+        )
+        lines.append(
+            f"LLM on the CPU engine instead: {CONVERSATIONS_PER_DAY:,} x {llm['seconds_per_conversation']} s "
+            f"(1 thread) = {cpu_core_s / 3600:,.0f} core-h/day = {out['llm']['cpu_engine_cores']} cores: not viable"
+        )
     rss = [r for r in ok if r["stage"] != "llm"]
     if rss:
         worst = max(rss, key=lambda r: r["peak_rss_mb"])
         # One redaction worker: the in-process job's own peak, or a multi-processing worker's.
         beam = [r for r in rss if r["stage"] == BEAM_STAGE]
-        worker = max(r["workers_peak_rss_mb"] if r["mode"] == "multi_processing" else r["self_peak_rss_mb"] for r in beam) if beam else 0.0
+        worker = (
+            max(
+                r["workers_peak_rss_mb"] if r["mode"] == "multi_processing" else r["self_peak_rss_mb"]
+                for r in beam
+            )
+            if beam
+            else 0.0
+        )
         dim = next((r["dim"] for r in ok if r["stage"] == "embed" and "dim" in r), 384)
         vectors_gb = CONVERSATIONS_PER_DAY * dim * 4 / 1e9
-        out["memory"] = {"largest_stage_peak_rss_mb": worst["peak_rss_mb"], "largest_stage": f"{worst['stage']} n={worst['n']}",
-                         "beam_worker_peak_rss_mb": round(worker, 1), "embeddings_gb_per_day": round(vectors_gb, 2),
-                         "ram_per_redaction_core_gb": round(worker / 1024 * HEADROOM, 1)}
-        lines.append(f"memory: each redaction worker peaks at ~{worker:.0f} MB -> plan "
-                     f"{out['memory']['ram_per_redaction_core_gb']} GB RAM per redaction core; the day's embeddings are "
-                     f"{CONVERSATIONS_PER_DAY:,} x {dim} x 4 B = {vectors_gb:.2f} GB; clustering fits on a 20k subsample "
-                     f"(ClusterParams.max_fit_points), so one 16 GB node holds embed+cluster+gate+report")
+        out["memory"] = {
+            "largest_stage_peak_rss_mb": worst["peak_rss_mb"],
+            "largest_stage": f"{worst['stage']} n={worst['n']}",
+            "beam_worker_peak_rss_mb": round(worker, 1),
+            "embeddings_gb_per_day": round(vectors_gb, 2),
+            "ram_per_redaction_core_gb": round(worker / 1024 * HEADROOM, 1),
+        }
+        lines.append(
+            f"memory: each redaction worker peaks at ~{worker:.0f} MB -> plan "
+            f"{out['memory']['ram_per_redaction_core_gb']} GB RAM per redaction core; the day's embeddings are "
+            f"{CONVERSATIONS_PER_DAY:,} x {dim} x 4 B = {vectors_gb:.2f} GB; clustering fits on a 20k subsample "
+            f"(ClusterParams.max_fit_points), so one 16 GB node holds embed+cluster+gate+report"
+        )
     return out
 
 
@@ -479,7 +622,9 @@ def capacity(runs: list[dict], llm: dict | None) -> dict:
 
 def _commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -489,11 +634,20 @@ def _row(n: int, mode: str, stage: str, result: dict) -> dict:
     if result["status"] == "ok":
         seconds = result.pop("seconds")
         records = result.pop("records")
-        peak = result["self_peak_rss_mb"] + (result["workers_peak_rss_mb"] if mode == "multi_processing" else 0.0)
-        row.update(seconds=round(seconds, 2), records=records, records_per_s=round(records / seconds, 2) if seconds else None,
-                   peak_rss_mb=round(peak, 1), **{k: round(v, 2) if isinstance(v, float) else v for k, v in result.items() if k != "status"})
+        peak = result["self_peak_rss_mb"] + (
+            result["workers_peak_rss_mb"] if mode == "multi_processing" else 0.0
+        )
+        row.update(
+            seconds=round(seconds, 2),
+            records=records,
+            records_per_s=round(records / seconds, 2) if seconds else None,
+            peak_rss_mb=round(peak, 1),
+            **{k: round(v, 2) if isinstance(v, float) else v for k, v in result.items() if k != "status"},
+        )
     else:
-        row.update(seconds=result.get("seconds"), records_per_s=None, peak_rss_mb=None, error=result.get("error"))
+        row.update(
+            seconds=result.get("seconds"), records_per_s=None, peak_rss_mb=None, error=result.get("error")
+        )
     return row
 
 
@@ -501,13 +655,17 @@ def _save(path: Path, report: dict) -> None:
     """Write the report so far, with the capacity arithmetic from what has been measured."""
     llm = report["llm"] if report["llm"] and "completion_tokens" in report["llm"] else None
     order = (*MODES, *EMBED_MODES)
-    report["runs"].sort(key=lambda r: (r["n"], STAGES.index(r["stage"]), order.index(r["mode"]) if r["mode"] in order else -1))
+    report["runs"].sort(
+        key=lambda r: (r["n"], STAGES.index(r["stage"]), order.index(r["mode"]) if r["mode"] in order else -1)
+    )
     report["capacity"] = capacity(report["runs"], llm)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
 
 
-def stage_modes_for(stage: str, n: int, modes: list[str], embed_modes: list[str], args, skipped: bool = False) -> list[str]:
+def stage_modes_for(
+    stage: str, n: int, modes: list[str], embed_modes: list[str], args, skipped: bool = False
+) -> list[str]:
     """The modes one stage runs in at size ``n``."""
     if stage == BEAM_STAGE:
         limited = args.beam_only_in_process_above and n > args.beam_only_in_process_above
@@ -527,19 +685,32 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000", help="comma-separated conversation counts")
     parser.add_argument("--modes", default=",".join(MODES), help="Beam modes for ingest_redact")
-    parser.add_argument("--beam_only_in_process_above", type=int, default=0,
-                        help="above this n, run ingest_redact in-process only (0: no limit)")
+    parser.add_argument(
+        "--beam_only_in_process_above",
+        type=int,
+        default=0,
+        help="above this n, run ingest_redact in-process only (0: no limit)",
+    )
     parser.add_argument("--stages", default=",".join(STAGES))
-    parser.add_argument("--embed_modes", default=",".join(EMBED_MODES), help="embedder runtimes for the embed stage")
-    parser.add_argument("--embed_baseline_max_n", type=int, default=10_000,
-                        help="above this n, the embed stage runs the default runtime only")
+    parser.add_argument(
+        "--embed_modes", default=",".join(EMBED_MODES), help="embedder runtimes for the embed stage"
+    )
+    parser.add_argument(
+        "--embed_baseline_max_n",
+        type=int,
+        default=10_000,
+        help="above this n, the embed stage runs the default runtime only",
+    )
     parser.add_argument("--skip", default="", help="sizes recorded as skipped (not run), comma-separated")
     parser.add_argument("--skip_reason", default="not run in this session (time budget)")
     parser.add_argument("--time_limit", type=float, default=1800, help="seconds per (n, mode, stage) run")
     parser.add_argument("--llm_requests", type=int, default=5, help="facet requests for tokens/s (0: skip)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "scale.json"))
-    parser.add_argument("--merge", action="store_true",
-                        help="keep the rows of --out for (n, mode, stage) not run now (runs made in parts)")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the rows of --out for (n, mode, stage) not run now (runs made in parts)",
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     skip = {int(s) for s in args.skip.split(",") if s}
@@ -549,7 +720,11 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     report: dict = {
         "commit": _commit(),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
         "time_limit_s": args.time_limit,
         "runs": [],
         "llm": None,
@@ -558,7 +733,12 @@ def main(argv: list[str] | None = None) -> None:
     kept: list[dict] = []
     if args.merge and out.exists():
         earlier = json.loads(out.read_text())
-        now = {(n, m, st) for n in sizes for st in stages for m in stage_modes_for(st, n, modes, embed_modes, args)}
+        now = {
+            (n, m, st)
+            for n in sizes
+            for st in stages
+            for m in stage_modes_for(st, n, modes, embed_modes, args)
+        }
         kept = [r for r in earlier["runs"] if (r["n"], r["mode"], r["stage"]) not in now]
         report["runs"] = kept
         report["llm"] = earlier.get("llm") if not args.llm_requests else None
@@ -566,7 +746,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.llm_requests:
         with tempfile.TemporaryDirectory(prefix="scale_llm_") as tmp:
             result = run_child("llm", args.llm_requests, "cpu", Path(tmp), args.time_limit)
-        report["llm"] = result if result["status"] != "ok" else {k: v for k, v in result.items() if k != "status"}
+        report["llm"] = (
+            result if result["status"] != "ok" else {k: v for k, v in result.items() if k != "status"}
+        )
         print(f"  llm: {report['llm']}", flush=True)
         _save(out, report)
     for n in sizes:
@@ -577,8 +759,16 @@ def main(argv: list[str] | None = None) -> None:
             for stage in stages:
                 for mode in stage_modes_for(stage, n, modes, embed_modes, args, skipped=n in skip):
                     if n in skip:
-                        row = {"n": n, "mode": mode, "stage": stage, "status": "skipped", "seconds": None,
-                               "records_per_s": None, "peak_rss_mb": None, "reason": args.skip_reason}
+                        row = {
+                            "n": n,
+                            "mode": mode,
+                            "stage": stage,
+                            "status": "skipped",
+                            "seconds": None,
+                            "records_per_s": None,
+                            "peak_rss_mb": None,
+                            "reason": args.skip_reason,
+                        }
                     else:
                         row = _row(n, mode, stage, run_child(stage, n, mode, work, args.time_limit))
                     report["runs"].append(row)
@@ -596,12 +786,16 @@ def print_table(report: dict) -> None:
     print("-" * len(header))
     for r in report["runs"]:
         fmt = lambda v, p: "-" if v is None else f"{v:.{p}f}"  # noqa: E731
-        print(f"{r['n']:>8} {r['mode']:<22}{r['stage']:<14}{r['status']:<9}{fmt(r['seconds'], 1):>9}"
-              f"{fmt(r['records_per_s'], 1):>11}{fmt(r['peak_rss_mb'], 0):>13}{fmt(r.get('cpu_s'), 1):>9}")
+        print(
+            f"{r['n']:>8} {r['mode']:<22}{r['stage']:<14}{r['status']:<9}{fmt(r['seconds'], 1):>9}"
+            f"{fmt(r['records_per_s'], 1):>11}{fmt(r['peak_rss_mb'], 0):>13}{fmt(r.get('cpu_s'), 1):>9}"
+        )
     llm = report.get("llm")
     if llm and "completion_tokens_per_s" in llm:
-        print(f"LLM (CPU, 1 thread): {llm['completion_tokens_per_s']} completion tok/s, "
-              f"{llm['seconds_per_conversation']} s/conversation over {llm['conversations']} facet requests")
+        print(
+            f"LLM (CPU, 1 thread): {llm['completion_tokens_per_s']} completion tok/s, "
+            f"{llm['seconds_per_conversation']} s/conversation over {llm['conversations']} facet requests"
+        )
     for line in (report.get("capacity") or {}).get("lines", []):
         print(f"capacity: {line}")
 

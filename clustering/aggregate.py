@@ -65,7 +65,9 @@ NODE_SCHEMA: dict[str, type[pl.DataType]] = {
 def with_coordinates(assignments: pl.DataFrame, coordinates: np.ndarray | None) -> pl.DataFrame:
     """Assignments with each conversation's 2-D layout position (``x``, ``y``; null when unknown)."""
     if coordinates is None or not len(coordinates):
-        return assignments.with_columns(pl.lit(None, pl.Float64).alias("x"), pl.lit(None, pl.Float64).alias("y"))
+        return assignments.with_columns(
+            pl.lit(None, pl.Float64).alias("x"), pl.lit(None, pl.Float64).alias("y")
+        )
     y = coordinates[:, 1] if coordinates.shape[1] > 1 else np.zeros(len(coordinates))
     return assignments.with_columns(
         pl.Series("x", coordinates[:, 0].astype(float)), pl.Series("y", np.asarray(y, dtype=float))

@@ -163,7 +163,12 @@ def cluster_embeddings(
         return ClusterResult(np.full(n, NOISE), np.zeros((n, 2), np.float32))
     if params.max_fit_points is not None and n > params.max_fit_points:
         return _cluster_subsample(np.asarray(embeddings, dtype=np.float32), params, reducer, clusterer)
-    if reducer is None and clusterer is None and params.consensus_runs > 1 and n <= params.consensus_max_points:
+    if (
+        reducer is None
+        and clusterer is None
+        and params.consensus_runs > 1
+        and n <= params.consensus_max_points
+    ):
         return _cluster_consensus(embeddings, params)
     reducer = reducer or default_reducer(n, params)
     reduced = np.asarray(reducer.fit_transform(embeddings), dtype=np.float32)
@@ -201,7 +206,9 @@ def consensus_labels(runs: list[np.ndarray], min_cluster_size: int, min_samples:
     from sklearn.cluster import HDBSCAN
 
     labels = np.asarray(
-        HDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples, metric="precomputed", copy=True).fit(distance).labels_
+        HDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples, metric="precomputed", copy=True)
+        .fit(distance)
+        .labels_
     )
     labels = np.where((stacked == NOISE).mean(axis=0) > 0.5, NOISE, labels)
     return _renumber_by_size(labels)
@@ -263,7 +270,9 @@ def _cluster_subsample(
     n, m = len(embeddings), int(params.max_fit_points or 0)
     rng = np.random.default_rng(params.seed)
     fit_idx = np.sort(rng.choice(n, size=m, replace=False))
-    fitted = cluster_embeddings(embeddings[fit_idx], replace(params, consensus_runs=1), reducer=reducer, clusterer=clusterer)
+    fitted = cluster_embeddings(
+        embeddings[fit_idx], replace(params, consensus_runs=1), reducer=reducer, clusterer=clusterer
+    )
     labels = np.full(n, NOISE, dtype=np.int64)
     reduced = np.zeros((n, fitted.reduced.shape[1]), dtype=np.float32)
     labels[fit_idx], reduced[fit_idx] = fitted.labels, fitted.reduced

@@ -92,7 +92,9 @@ def with_first_user(facets: pl.DataFrame, conversations: pl.DataFrame) -> pl.Dat
     ``{role, content}``); a conversation without a user turn gets null.
     """
     users = pl.element().filter(pl.element().struct.field("role") == "user").struct.field("content")
-    first = conversations.select("conversation_id", pl.col("messages").list.eval(users).list.first().alias("first_user"))
+    first = conversations.select(
+        "conversation_id", pl.col("messages").list.eval(users).list.first().alias("first_user")
+    )
     return facets.join(first, on="conversation_id", how="left", maintain_order="left")
 
 
@@ -100,12 +102,19 @@ RUNTIMES = ("onnxruntime", "sentence-transformers")
 
 
 def build_embedder(
-    runtime: str, model_path: str | None = None, *, precision: str = "fp32", batch_size: int = 64, threads: int = 0
+    runtime: str,
+    model_path: str | None = None,
+    *,
+    precision: str = "fp32",
+    batch_size: int = 64,
+    threads: int = 0,
 ) -> Embedder:
     """The embedder for a runtime (see ``clustering/onnx_embed.py`` for onnxruntime)."""
     if runtime == "sentence-transformers":
         if precision != "fp32":
-            raise ValueError("the sentence-transformers runtime runs fp32 only; use runtime='onnxruntime' for int8")
+            raise ValueError(
+                "the sentence-transformers runtime runs fp32 only; use runtime='onnxruntime' for int8"
+            )
         return SentenceTransformerEmbedder(model_path, batch_size=batch_size)
     if runtime == "onnxruntime":
         from clustering.onnx_embed import OnnxEmbedder

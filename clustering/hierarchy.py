@@ -105,7 +105,9 @@ class HierarchyParams:
         if n_base == 0:
             return [0] * self.levels
         top = round(n_base / self.branching ** (self.levels - 1))
-        top = min(self.top_max, max(min(self.top_min, math.ceil(n_base / self.small_day_branching)), top), n_base)
+        top = min(
+            self.top_max, max(min(self.top_min, math.ceil(n_base / self.small_day_branching)), top), n_base
+        )
         sizes = [n_base]
         for level in range(1, self.levels):
             size = round(n_base * (top / n_base) ** (level / (self.levels - 1)))
@@ -121,7 +123,11 @@ class ParentCategory(BaseModel):
 
 
 def _proposal_schema(count: int) -> dict:
-    item = {**ParentCategory.model_json_schema(), "additionalProperties": False, "required": ["title", "description"]}
+    item = {
+        **ParentCategory.model_json_schema(),
+        "additionalProperties": False,
+        "required": ["title", "description"],
+    }
     return {
         "type": "object",
         "properties": {"categories": {"type": "array", "items": item, "minItems": 1, "maxItems": count}},
@@ -156,8 +162,14 @@ Propose 2 parent categories."""
 PROPOSE_EXAMPLE_ANSWER = json.dumps(
     {
         "categories": [
-            {"title": "Write and debug software and queries", "description": "Help with writing, fixing and optimising code and database queries."},
-            {"title": "Plan meals and cooking", "description": "Help with meal planning, recipes and cooking for events."},
+            {
+                "title": "Write and debug software and queries",
+                "description": "Help with writing, fixing and optimising code and database queries.",
+            },
+            {
+                "title": "Plan meals and cooking",
+                "description": "Help with meal planning, recipes and cooking for events.",
+            },
         ]
     }
 )
@@ -179,7 +191,10 @@ Titles in neighbouring categories (not this one):
 
 Write the title and description."""
 RENAME_EXAMPLE_ANSWER = json.dumps(
-    {"title": "Build and debug web front ends", "description": "Help with writing and fixing web page code, styling and interactive components."}
+    {
+        "title": "Build and debug web front ends",
+        "description": "Help with writing and fixing web page code, styling and interactive components.",
+    }
 )
 
 ASSIGN_SYSTEM = """\
@@ -194,7 +209,11 @@ class Assignment(BaseModel):
     category: str
 
 
-NAME_SCHEMA = {**ClusterName.model_json_schema(), "additionalProperties": False, "required": ["title", "description"]}
+NAME_SCHEMA = {
+    **ClusterName.model_json_schema(),
+    "additionalProperties": False,
+    "required": ["title", "description"],
+}
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
@@ -261,7 +280,9 @@ def _average_groups(means: np.ndarray, weights: np.ndarray, k: int) -> np.ndarra
     return dense.astype(np.int64)
 
 
-def _centroid_groups(vectors: np.ndarray, k: int, linkage: str, weights: np.ndarray | None = None) -> np.ndarray:
+def _centroid_groups(
+    vectors: np.ndarray, k: int, linkage: str, weights: np.ndarray | None = None
+) -> np.ndarray:
     """Group rows into ``k`` groups by ``linkage``: ``average`` (``_average_groups``) or ``ward`` (of unit rows)."""
     if linkage == "ward":
         return _ward_groups(_unit(vectors), k)
@@ -276,7 +297,9 @@ def _parent_vectors(
     total = np.array([weights[grouping == g].sum() for g in groups])
     if linkage == "ward":
         return _unit(np.stack([vectors[grouping == g].mean(axis=0) for g in groups])), total
-    return np.stack([(vectors[grouping == g] * weights[grouping == g, None]).sum(axis=0) / total[g] for g in groups]), total
+    return np.stack(
+        [(vectors[grouping == g] * weights[grouping == g, None]).sum(axis=0) / total[g] for g in groups]
+    ), total
 
 
 def centroid_levels(
@@ -346,7 +369,12 @@ def _generate_accepted(
     for attempt in range(max_attempts):
         if not pending:
             break
-        batch = [replace(requests[k], temperature=requests[k].temperature if attempt == 0 else 0.7, attempt=attempt) for k in pending]
+        batch = [
+            replace(
+                requests[k], temperature=requests[k].temperature if attempt == 0 else 0.7, attempt=attempt
+            )
+            for k in pending
+        ]
         retry = []
         for k, answer in zip(pending, llm.generate_json_many(batch), strict=True):
             try:
@@ -386,7 +414,9 @@ one-sentence description. No names, places or other specific details. Answer wit
 a JSON object with "title" (2 to 8 words) and "description"."""
 
 
-def _sibling_request(title: str, description: str, inside: list[str], others: list[tuple[str, list[str]]]) -> JsonRequest:
+def _sibling_request(
+    title: str, description: str, inside: list[str], others: list[tuple[str, list[str]]]
+) -> JsonRequest:
     """The contrastive rename request for one node whose title a sibling shares."""
     user = f"Current title: {title}\nThis category: {description}"
     if inside:
@@ -408,7 +438,9 @@ def _distinct_keywords(documents: list[str], title: str, count: int = 2) -> list
     from clustering.naming import _STOP_WORDS
 
     in_title = set(re.findall(r"[a-z0-9]+", title.lower()))
-    vectorizer = CountVectorizer(stop_words=["user", "users", "ask", "asked", "asks", "help", *_STOP_WORDS, *in_title])
+    vectorizer = CountVectorizer(
+        stop_words=["user", "users", "ask", "asked", "asks", "help", *_STOP_WORDS, *in_title]
+    )
     try:
         weights = TfidfTransformer().fit_transform(vectorizer.fit_transform(documents)).toarray()
     except ValueError:  # nothing but stop words
@@ -478,7 +510,9 @@ def distinct_sibling_titles(nodes: pl.DataFrame, llm: LLM, max_attempts: int = 3
             targets.append(i)
             taken = {_title_key(titles[j]) for j in members}
             forbidden.append(taken | ({_title_key(t) for t in inside} if len(inside) > 1 else set()))
-    answers = _generate_accepted(llm, requests, ClusterName, max_attempts, lambda k, name: _title_key(name.title) not in forbidden[k])
+    answers = _generate_accepted(
+        llm, requests, ClusterName, max_attempts, lambda k, name: _title_key(name.title) not in forbidden[k]
+    )
     answer_of = dict(zip(targets, answers, strict=True))
     new_titles, new_descriptions, new_sources = list(titles), list(descriptions), list(sources)
     renamed: set[int] = set()
@@ -524,7 +558,9 @@ class HierarchyBuilder:
         for g in sorted(set(groups.tolist())):
             members = [titles[i] for i in np.flatnonzero(groups == g)]
             want = max(1, round(len(members) * target / len(titles)))
-            user = "Titles:\n" + "\n".join(f"- {t}" for t in members) + f"\n\nPropose {want} parent categories."
+            user = (
+                "Titles:\n" + "\n".join(f"- {t}" for t in members) + f"\n\nPropose {want} parent categories."
+            )
             messages = [
                 {"role": "system", "content": PROPOSE_SYSTEM},
                 {"role": "user", "content": PROPOSE_EXAMPLE_USER},
@@ -546,7 +582,9 @@ class HierarchyBuilder:
         proposals = self._propose(titles, groups, target)
         if not proposals:
             return None
-        candidates = _unit(self.embedder.encode(_name_text([p.title for p in proposals], [p.description for p in proposals])))
+        candidates = _unit(
+            self.embedder.encode(_name_text([p.title for p in proposals], [p.description for p in proposals]))
+        )
         keep = list(range(len(proposals)))
         if len(candidates) > target:
             merged = _ward_groups(candidates, target)
@@ -592,7 +630,9 @@ class HierarchyBuilder:
             }
             messages = [{"role": "system", "content": ASSIGN_SYSTEM}, {"role": "user", "content": user}]
             requests.append(JsonRequest(messages, schema, 40))
-        for i, (shortlist, answer) in enumerate(zip(shortlists, self._ask(requests, Assignment), strict=True)):
+        for i, (shortlist, answer) in enumerate(
+            zip(shortlists, self._ask(requests, Assignment), strict=True)
+        ):
             if isinstance(answer, Assignment):
                 picked = [j for j in shortlist if parent_titles[j] == answer.category]
                 if picked:
@@ -600,7 +640,12 @@ class HierarchyBuilder:
         return parent
 
     def _rename(
-        self, titles: list[str], descriptions: list[str], sources: list[str], parent: np.ndarray, vectors: np.ndarray
+        self,
+        titles: list[str],
+        descriptions: list[str],
+        sources: list[str],
+        parent: np.ndarray,
+        vectors: np.ndarray,
     ) -> list[tuple[str, str, str]]:
         """(title, description, source) per parent, from its children's titles.
 
@@ -619,7 +664,9 @@ class HierarchyBuilder:
             outside = [titles[i] for i in np.flatnonzero(np.isin(parent, nearest))][:4]
             user = "Titles in this category:\n" + "\n".join(f"- {t}" for t in inside[:12])
             if outside:
-                user += "\n\nTitles in neighbouring categories (not this one):\n" + "\n".join(f"- {t}" for t in outside)
+                user += "\n\nTitles in neighbouring categories (not this one):\n" + "\n".join(
+                    f"- {t}" for t in outside
+                )
             user += "\n\nWrite the title and description."
             messages = [
                 {"role": "system", "content": RENAME_SYSTEM},
@@ -630,7 +677,11 @@ class HierarchyBuilder:
             requests.append(JsonRequest(messages, NAME_SCHEMA, 120))
             taken.append({_title_key(t) for t in inside} if len(inside) > 1 else set())
         answers = _generate_accepted(
-            self.llm, requests, ClusterName, self.params.max_attempts, lambda j, name: _title_key(name.title) not in taken[j]
+            self.llm,
+            requests,
+            ClusterName,
+            self.params.max_attempts,
+            lambda j, name: _title_key(name.title) not in taken[j],
         )
         fallback = _keyword_parent_names(titles, parent, ids)
         names = []
@@ -679,7 +730,9 @@ class HierarchyBuilder:
             "name_source": [],
         }
         next_id = (max(level_ids) + 1) if level_ids else 0
-        data_vectors = np.asarray(base_vectors, dtype=float) if base_vectors is not None and len(base) else None
+        data_vectors = (
+            np.asarray(base_vectors, dtype=float) if base_vectors is not None and len(base) else None
+        )
         if data_vectors is not None and len(data_vectors) != len(base):
             raise ValueError(f"base_vectors has {len(data_vectors)} rows for {len(base)} base clusters")
         if data_vectors is not None and self.params.linkage == "ward":
@@ -707,7 +760,9 @@ class HierarchyBuilder:
                 parent_names = self._rename(titles, descriptions, sources, grouping, vectors)
                 parents = [next_id + int(g) for g in grouping]
                 if data_vectors is not None:
-                    data_vectors, weights = _parent_vectors(data_vectors, weights, grouping, self.params.linkage)
+                    data_vectors, weights = _parent_vectors(
+                        data_vectors, weights, grouping, self.params.linkage
+                    )
             for node, parent, t, d, s in zip(level_ids, parents, titles, descriptions, sources, strict=True):
                 rows["cluster_id"].append(int(node))
                 rows["level"].append(level - 1)

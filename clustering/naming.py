@@ -22,13 +22,16 @@ GENERIC_TITLE_WORDS = ("group", "cluster", "conversation", "assistant", "ai-assi
 class ClusterName(BaseModel):
     """A cluster's title and description, as the LLM returns them."""
 
-    title: str = Field(min_length=3, max_length=80, description="A short imperative title, e.g. 'Debug Python data pipelines'.")
+    title: str = Field(
+        min_length=3,
+        max_length=80,
+        description="A short imperative title, e.g. 'Debug Python data pipelines'.",
+    )
     description: str = Field(
         min_length=10,
         max_length=300,
         description="One sentence describing what the conversations in the group have in common.",
     )
-
 
     @field_validator("title")
     @classmethod
@@ -82,7 +85,9 @@ class NamedCluster:
 class ClusterNamer:
     """Names clusters with an LLM from member and contrastive summaries."""
 
-    def __init__(self, llm: LLM, *, sample_size: int = 6, contrast_size: int = 4, seed: int = 0, max_attempts: int = 3):
+    def __init__(
+        self, llm: LLM, *, sample_size: int = 6, contrast_size: int = 4, seed: int = 0, max_attempts: int = 3
+    ):
         self.llm = llm
         self.sample_size = sample_size
         self.contrast_size = contrast_size
@@ -92,7 +97,9 @@ class ClusterNamer:
     def _request(self, inside: list[str], outside: list[str]) -> JsonRequest:
         user = "Summaries that share a subject:\n" + "\n".join(f"- {s}" for s in inside)
         if outside:
-            user += "\n\nSummaries of other requests (not this subject):\n" + "\n".join(f"- {s}" for s in outside)
+            user += "\n\nSummaries of other requests (not this subject):\n" + "\n".join(
+                f"- {s}" for s in outside
+            )
         user += "\n\nWrite the title and description."
         messages = [
             {"role": "system", "content": SYSTEM},
@@ -135,7 +142,12 @@ class ClusterNamer:
                 member_topics = [topics[i] for i in np.flatnonzero(labels == cid).tolist()]
                 top = [t for t, _ in Counter(member_topics).most_common(3)]
                 out.append(
-                    NamedCluster(cid, f"Conversations about {top[0]}", "Most common topics: " + ", ".join(top) + ".", "fallback")
+                    NamedCluster(
+                        cid,
+                        f"Conversations about {top[0]}",
+                        "Most common topics: " + ", ".join(top) + ".",
+                        "fallback",
+                    )
                 )
         return out
 
@@ -164,9 +176,12 @@ class KeywordNamer:
         if not ids:
             return []
         documents = [
-            " ".join(f"{summaries[i]} {topics[i]}" for i in np.flatnonzero(labels == cid).tolist()) for cid in ids
+            " ".join(f"{summaries[i]} {topics[i]}" for i in np.flatnonzero(labels == cid).tolist())
+            for cid in ids
         ]
-        vectorizer = CountVectorizer(stop_words=["user", "asked", "asks", "wanted", "wants", "help", *_STOP_WORDS])
+        vectorizer = CountVectorizer(
+            stop_words=["user", "asked", "asks", "wanted", "wants", "help", *_STOP_WORDS]
+        )
         counts = vectorizer.fit_transform(documents)
         weights = TfidfTransformer().fit_transform(counts).toarray()
         vocabulary = vectorizer.get_feature_names_out()
@@ -175,7 +190,9 @@ class KeywordNamer:
             order = np.argsort(-weights[k], kind="stable")[: self.top_words]
             words = [str(vocabulary[j]) for j in order if weights[k, j] > 0]
             title = " / ".join(words) if words else f"cluster {cid}"
-            out.append(NamedCluster(cid, title[:80], f"Most distinctive words: {', '.join(words)}.", "keywords"))
+            out.append(
+                NamedCluster(cid, title[:80], f"Most distinctive words: {', '.join(words)}.", "keywords")
+            )
         return out
 
 

@@ -130,10 +130,18 @@ class OnnxEmbedder(Embedder):
         self.name = (DEFAULT_EMBEDDER if model_path is None else model_dir.name) + f"+onnx-{precision}"
         self.batch_size = batch_size
         pooling = model_dir / "1_Pooling" / "config.json"
-        if pooling.exists() and not json.loads(pooling.read_text(encoding="utf-8")).get("pooling_mode_mean_tokens"):
-            raise OnnxEmbedderError(f"{model_dir} does not use mean pooling; use the sentence-transformers embedder")
+        if pooling.exists() and not json.loads(pooling.read_text(encoding="utf-8")).get(
+            "pooling_mode_mean_tokens"
+        ):
+            raise OnnxEmbedderError(
+                f"{model_dir} does not use mean pooling; use the sentence-transformers embedder"
+            )
         settings = model_dir / "sentence_bert_config.json"
-        max_tokens = json.loads(settings.read_text(encoding="utf-8")).get("max_seq_length", 256) if settings.exists() else 256
+        max_tokens = (
+            json.loads(settings.read_text(encoding="utf-8")).get("max_seq_length", 256)
+            if settings.exists()
+            else 256
+        )
         self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self.tokenizer.enable_truncation(int(max_tokens))
         self.tokenizer.enable_padding(pad_id=self.tokenizer.token_to_id("[PAD]") or 0)
@@ -153,7 +161,9 @@ class OnnxEmbedder(Embedder):
             batch = self.tokenizer.encode_batch([texts[i] for i in rows])
             ids = np.array([e.ids for e in batch], dtype=np.int64)
             mask = np.array([e.attention_mask for e in batch], dtype=np.int64)
-            hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})[0]
+            hidden = self.session.run(
+                None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            )[0]
             pooled = (hidden * mask[..., None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1)
             pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
             if out is None:

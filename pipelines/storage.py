@@ -45,7 +45,10 @@ def matching_files(folder: str, patterns: Iterable[str]) -> list[str]:
 
 def upload(local: Path, uri: str) -> None:
     """Copy the local file to ``uri`` (an object store writes it whole on close)."""
-    with local.open("rb") as src, FileSystems.create(uri, compression_type=CompressionTypes.UNCOMPRESSED) as dst:
+    with (
+        local.open("rb") as src,
+        FileSystems.create(uri, compression_type=CompressionTypes.UNCOMPRESSED) as dst,
+    ):
         shutil.copyfileobj(src, dst, COPY_BUFFER)
 
 
@@ -60,7 +63,10 @@ def download(uri: str, local: Path) -> None:
     local.parent.mkdir(parents=True, exist_ok=True)
     temporary = local.with_name(f".{local.name}.{uuid.uuid4().hex}.tmp")
     try:
-        with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as src, temporary.open("wb") as dst:
+        with (
+            FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as src,
+            temporary.open("wb") as dst,
+        ):
             shutil.copyfileobj(src, dst, COPY_BUFFER)
         os.replace(temporary, local)
     finally:

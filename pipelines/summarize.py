@@ -166,7 +166,12 @@ class SplitByCache(beam.DoFn):
             yield beam.pvalue.TaggedOutput(self.MISS, row)
             return
         self.hits.inc()
-        yield {**cached, "conversation_id": row["conversation_id"], "account": row["account"], "timestamp": row["timestamp"]}
+        yield {
+            **cached,
+            "conversation_id": row["conversation_id"],
+            "account": row["account"],
+            "timestamp": row["timestamp"],
+        }
 
 
 def build(
@@ -186,11 +191,13 @@ def build(
             | "CacheByKey" >> beam.Map(lambda r: (r["cache_key"], r))
         )
         split = rows | "SplitByCache" >> beam.ParDo(
-            SplitByCache(handler.llm.model_id, handler.taxonomy, handler.categorizer()), cache=beam.pvalue.AsDict(cache)
+            SplitByCache(handler.llm.model_id, handler.taxonomy, handler.categorizer()),
+            cache=beam.pvalue.AsDict(cache),
         ).with_outputs(SplitByCache.MISS, main="hit")
         cached, rows = split.hit, split[SplitByCache.MISS]
     main, dlq = (
-        rows | "Facets" >> RunInference(handler.with_postprocess_fn(facets_or_raise)).with_exception_handling()
+        rows
+        | "Facets" >> RunInference(handler.with_postprocess_fn(facets_or_raise)).with_exception_handling()
     )
     if cache_path:
         main = (main, cached) | "WithCached" >> beam.Flatten()
@@ -218,10 +225,15 @@ def run(argv: Sequence[str] | None = None, test_pipeline: beam.Pipeline | None =
         help="which category a flagged conversation gets: nearest by the taxonomy's examples, or the LLM's own",
     )
     parser.add_argument("--max_batch_size", type=int, default=8)
-    parser.add_argument("--cache", default="", help="earlier facets .parquet whose rows are reused by cache key")
+    parser.add_argument(
+        "--cache", default="", help="earlier facets .parquet whose rows are reused by cache key"
+    )
     args, options = split_args(parser, argv)
     handler = FacetModelHandler(
-        LLMSpec(**json.loads(args.llm)), args.taxonomy, categories=args.categories, max_batch_size=args.max_batch_size
+        LLMSpec(**json.loads(args.llm)),
+        args.taxonomy,
+        categories=args.categories,
+        max_batch_size=args.max_batch_size,
     )
     pipeline = test_pipeline or beam.Pipeline(options=options)
     build(pipeline, args.input, args.output, args.dead_letter, handler, args.cache or None)

@@ -183,7 +183,9 @@ def build_prompt(text: str) -> list[dict[str, str]]:
 
 def audit_cache_key(text: str, model_id: str) -> str:
     """Key of one rating: the text, the prompt version and the model."""
-    payload = json.dumps({"text": text, "prompt": PROMPT_VERSION, "model": model_id}, sort_keys=True, ensure_ascii=False)
+    payload = json.dumps(
+        {"text": text, "prompt": PROMPT_VERSION, "model": model_id}, sort_keys=True, ensure_ascii=False
+    )
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -247,7 +249,9 @@ class PrivacyAuditor:
             return {}  # an older cache format: rate again (it is rewritten in the current one)
         return {
             k: Score(s, m)
-            for k, s, m in zip(cached["cache_key"], cached["privacy_score"], cached["model_score"], strict=True)
+            for k, s, m in zip(
+                cached["cache_key"], cached["privacy_score"], cached["model_score"], strict=True
+            )
         }
 
     def rate(self, texts: Sequence[str]) -> list[Score | None]:
@@ -282,7 +286,10 @@ class PrivacyAuditor:
             pending = retry
             attempt += 1
         fresh = {keys[i]: score for i in first_index.values() if (score := scores[i]) is not None}
-        scores = [scores[first_index[k]] if s is None and k in first_index else s for k, s in zip(keys, scores, strict=True)]
+        scores = [
+            scores[first_index[k]] if s is None and k in first_index else s
+            for k, s in zip(keys, scores, strict=True)
+        ]
         if self.cache_path is not None and fresh:
             merged = {**cache, **fresh}
             _write_atomic(
@@ -298,23 +305,33 @@ class PrivacyAuditor:
             )
         return scores
 
-    def audit(self, frame: pl.DataFrame, title: str = "title", description: str = "description") -> pl.DataFrame:
+    def audit(
+        self, frame: pl.DataFrame, title: str = "title", description: str = "description"
+    ) -> pl.DataFrame:
         """Rate every row's title and description.
 
         Returns:
             ``frame`` with ``privacy_score`` (Int64, null when the rating failed)
             and ``audit_reason``: ``ok``, ``below_floor`` or ``audit_failed``.
         """
-        texts = [cluster_text(t, d) for t, d in zip(frame[title].to_list(), frame[description].to_list(), strict=True)]
+        texts = [
+            cluster_text(t, d)
+            for t, d in zip(frame[title].to_list(), frame[description].to_list(), strict=True)
+        ]
         scores = self.rate(texts)
-        reasons = [AUDIT_FAILED if s is None else (OK if s.score >= self.floor else BELOW_FLOOR) for s in scores]
+        reasons = [
+            AUDIT_FAILED if s is None else (OK if s.score >= self.floor else BELOW_FLOOR) for s in scores
+        ]
         return frame.with_columns(
-            pl.Series("privacy_score", [None if s is None else s.score for s in scores], dtype=pl.Int64), pl.Series("audit_reason", reasons, dtype=pl.Utf8)
+            pl.Series("privacy_score", [None if s is None else s.score for s in scores], dtype=pl.Int64),
+            pl.Series("audit_reason", reasons, dtype=pl.Utf8),
         )
 
 
 def split_audited(audited: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """``(released, withheld)`` from an audited frame; ``withheld`` keeps only ``cluster_id`` and ``reason``."""
     released = audited.filter(pl.col("audit_reason") == OK).drop("privacy_score", "audit_reason")
-    withheld = audited.filter(pl.col("audit_reason") != OK).select("cluster_id", pl.col("audit_reason").alias("reason"))
+    withheld = audited.filter(pl.col("audit_reason") != OK).select(
+        "cluster_id", pl.col("audit_reason").alias("reason")
+    )
     return released, withheld

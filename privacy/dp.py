@@ -60,7 +60,9 @@ def bound_contributions(members: pl.DataFrame, config: DPConfig, salt: str) -> p
     columns; noise rows (cluster -1) are dropped.
     """
     ranked = members.filter(pl.col("cluster_id") != NOISE).with_columns(
-        pl.col("conversation_id").map_elements(lambda c: _rank_key(c, salt), return_dtype=pl.UInt64).alias("_rank")
+        pl.col("conversation_id")
+        .map_elements(lambda c: _rank_key(c, salt), return_dtype=pl.UInt64)
+        .alias("_rank")
     )
     per_cluster = ranked.filter(
         pl.col("_rank").rank("ordinal").over("account", "cluster_id") <= config.max_conversations_per_account
@@ -81,7 +83,9 @@ def _discrete_laplace(values: Sequence[int], sensitivity: int, epsilon: float) -
 
     dp.enable_features("contrib")
     scale = sensitivity / epsilon
-    measurement = dp.m.make_laplace(dp.vector_domain(dp.atom_domain(T=int)), dp.l1_distance(T=int), scale=scale)
+    measurement = dp.m.make_laplace(
+        dp.vector_domain(dp.atom_domain(T=int)), dp.l1_distance(T=int), scale=scale
+    )
     return list(measurement([int(v) for v in values])), float(measurement.map(sensitivity))
 
 
@@ -101,7 +105,12 @@ def _sensitivities(config: DPConfig) -> dict[str, int]:
 
 
 def dp_raw_counts(
-    members: pl.DataFrame, cluster_ids: Sequence[int], codes: Sequence[str], config: DPConfig, epsilon: float, salt: str
+    members: pl.DataFrame,
+    cluster_ids: Sequence[int],
+    codes: Sequence[str],
+    config: DPConfig,
+    epsilon: float,
+    salt: str,
 ) -> tuple[pl.DataFrame, float]:
     """Noisy integer sums per cluster, each of the 5 measures released with ``epsilon``.
 
@@ -151,11 +160,20 @@ def dp_unique_accounts(
     bounded = bound_contributions(members.filter(pl.col("cluster_id").is_in(list(cluster_ids))), config, salt)
     exact = (
         pl.DataFrame({"cluster_id": list(cluster_ids)}, schema={"cluster_id": pl.Int64})
-        .join(bounded.group_by("cluster_id").agg(pl.col("account").n_unique().alias("unique_accounts")), on="cluster_id", how="left")
+        .join(
+            bounded.group_by("cluster_id").agg(pl.col("account").n_unique().alias("unique_accounts")),
+            on="cluster_id",
+            how="left",
+        )
         .fill_null(0)
     )
-    values, eps = _discrete_laplace(exact["unique_accounts"].to_list(), _sensitivities(config)["unique_accounts"], epsilon)
-    return pl.DataFrame({"cluster_id": exact["cluster_id"], "unique_accounts": values}, schema={"cluster_id": pl.Int64, "unique_accounts": pl.Int64}), eps
+    values, eps = _discrete_laplace(
+        exact["unique_accounts"].to_list(), _sensitivities(config)["unique_accounts"], epsilon
+    )
+    return pl.DataFrame(
+        {"cluster_id": exact["cluster_id"], "unique_accounts": values},
+        schema={"cluster_id": pl.Int64, "unique_accounts": pl.Int64},
+    ), eps
 
 
 def finish_counts(raw: pl.DataFrame, codes: Sequence[str]) -> pl.DataFrame:
@@ -167,14 +185,20 @@ def finish_counts(raw: pl.DataFrame, codes: Sequence[str]) -> pl.DataFrame:
             "conversations": conversations,
             "unique_accounts": [max(v, 0) for v in raw["unique_accounts"].to_list()],
             "mean_concern": [
-                min(5.0, max(1.0, s / max(c, 1))) for s, c in zip(raw["concern_sum"].to_list(), conversations, strict=True)
+                min(5.0, max(1.0, s / max(c, 1)))
+                for s, c in zip(raw["concern_sum"].to_list(), conversations, strict=True)
             ],
             "share_concerning": [
-                min(1.0, max(0.0, k / max(c, 1))) for k, c in zip(raw["concerning_count"].to_list(), conversations, strict=True)
+                min(1.0, max(0.0, k / max(c, 1)))
+                for k, c in zip(raw["concerning_count"].to_list(), conversations, strict=True)
             ],
             **{f"cat_{c}": [max(v, 0) for v in raw[f"cat_{c}"].to_list()] for c in codes},
         },
-        schema_overrides={"conversations": pl.Int64, "unique_accounts": pl.Int64, **{f"cat_{c}": pl.Int64 for c in codes}},
+        schema_overrides={
+            "conversations": pl.Int64,
+            "unique_accounts": pl.Int64,
+            **{f"cat_{c}": pl.Int64 for c in codes},
+        },
     )
 
 
@@ -264,7 +288,9 @@ def bound_partitions(members: pl.DataFrame, max_partitions: int, salt: str) -> p
         .map_elements(lambda r: _rank_key(f"{r['account']}:{r['cluster_id']}", salt), return_dtype=pl.UInt64)
         .alias("_rank")
     )
-    return keyed.filter(pl.col("_rank").rank("ordinal").over("account", "level") <= max_partitions).drop("_rank")
+    return keyed.filter(pl.col("_rank").rank("ordinal").over("account", "level") <= max_partitions).drop(
+        "_rank"
+    )
 
 
 def _threshold_measurement(scale: float, threshold: int):
@@ -272,10 +298,14 @@ def _threshold_measurement(scale: float, threshold: int):
 
     dp.enable_features("contrib")
     domain = dp.map_domain(dp.atom_domain(T=int), dp.atom_domain(T=int))
-    return dp.m.make_laplace_threshold(domain, dp.l01inf_distance(dp.absolute_distance(T=int)), scale=scale, threshold=threshold)
+    return dp.m.make_laplace_threshold(
+        domain, dp.l01inf_distance(dp.absolute_distance(T=int)), scale=scale, threshold=threshold
+    )
 
 
-def selection_parameters(epsilon: float, delta: float, max_partitions: int, floor: int = 1) -> tuple[float, int]:
+def selection_parameters(
+    epsilon: float, delta: float, max_partitions: int, floor: int = 1
+) -> tuple[float, int]:
     """Noise scale and the smallest integer threshold that meet ``(epsilon, delta)``, raised to ``floor``.
 
     One account changes at most ``max_partitions`` unique-account counts, each by
@@ -302,7 +332,9 @@ def ancestors(members: pl.DataFrame, base_ids: Sequence[int]) -> list[int]:
     if not len(base_ids) or "level" not in members.columns:
         return []
     base_level = members["level"].min()
-    convs = members.filter((pl.col("level") == base_level) & pl.col("cluster_id").is_in(list(base_ids)))["conversation_id"]
+    convs = members.filter((pl.col("level") == base_level) & pl.col("cluster_id").is_in(list(base_ids)))[
+        "conversation_id"
+    ]
     above = members.filter((pl.col("level") > base_level) & pl.col("conversation_id").is_in(convs.implode()))
     return sorted({int(c) for c in above["cluster_id"].to_list()} - {NOISE})
 
@@ -335,7 +367,9 @@ def select_partitions(members: pl.DataFrame, config: SelectionConfig, salt: str)
     base_level = cast(int, members["level"].min())  # an Int64 column, not empty here
     base = members.filter(pl.col("level") == base_level)
     bounded = bound_partitions(base, config.max_partitions, salt)
-    scale, threshold = selection_parameters(config.epsilon, config.delta, config.max_partitions, config.min_threshold)
+    scale, threshold = selection_parameters(
+        config.epsilon, config.delta, config.max_partitions, config.min_threshold
+    )
     measurement = _threshold_measurement(scale, threshold)
     eps_spent, delta_spent = measurement.map((config.max_partitions, config.max_partitions, 1))
     counts = bounded.group_by("cluster_id").agg(pl.len().alias("accounts"))

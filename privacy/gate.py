@@ -42,9 +42,7 @@ def apply_thresholds(
     cluster table. Returns ``(released, withheld)``; ``withheld`` has
     ``cluster_id`` and ``reason`` only (no text).
     """
-    counts = recount(assignments).rename(
-        {"conversations": "_conversations", "unique_accounts": "_accounts"}
-    )
+    counts = recount(assignments).rename({"conversations": "_conversations", "unique_accounts": "_accounts"})
     checked = clusters.join(counts, on="cluster_id", how="left").with_columns(
         pl.col("_conversations").fill_null(0), pl.col("_accounts").fill_null(0)
     )

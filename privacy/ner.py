@@ -61,7 +61,16 @@ NER_MODEL_CONFIGURATION = {
     "low_confidence_score_multiplier": 1.0,
     "low_score_entity_names": [],
     "labels_to_ignore": [
-        "CARDINAL", "EVENT", "LANGUAGE", "LAW", "MONEY", "ORDINAL", "PERCENT", "PRODUCT", "QUANTITY", "WORK_OF_ART",
+        "CARDINAL",
+        "EVENT",
+        "LANGUAGE",
+        "LAW",
+        "MONEY",
+        "ORDINAL",
+        "PERCENT",
+        "PRODUCT",
+        "QUANTITY",
+        "WORK_OF_ART",
     ],
 }
 
@@ -69,14 +78,21 @@ NER_MODEL_CONFIGURATION = {
 class _ExcludingSpacyNlpEngine(SpacyNlpEngine):
     """Presidio's spaCy engine, loading the model without the excluded components."""
 
-    def __init__(self, models: list[dict[str, str]], ner_model_configuration: NerModelConfiguration, exclude: tuple[str, ...]):
+    def __init__(
+        self,
+        models: list[dict[str, str]],
+        ner_model_configuration: NerModelConfiguration,
+        exclude: tuple[str, ...],
+    ):
         super().__init__(models=models, ner_model_configuration=ner_model_configuration)
         self.exclude = exclude
 
     def load(self) -> None:
         """Load each model (installed package or directory); never downloads."""
         # Presidio leaves ``nlp`` unannotated (``self.nlp = None``), so mypy infers ``None``.
-        self.nlp = {m["lang_code"]: spacy.load(m["model_name"], exclude=list(self.exclude)) for m in self.models}  # type: ignore[assignment]
+        self.nlp = {
+            m["lang_code"]: spacy.load(m["model_name"], exclude=list(self.exclude)) for m in self.models
+        }  # type: ignore[assignment]
 
     def _doc_to_nlp_artifact(self, doc: Doc, language: str) -> NlpArtifacts:
         """Presidio's artifacts, with the lower-cased word as lemma where no lemmatizer ran."""
@@ -85,10 +101,16 @@ class _ExcludingSpacyNlpEngine(SpacyNlpEngine):
                 token.lemma_ = token.lower_
         return super()._doc_to_nlp_artifact(doc, language)
 
-    def _get_updated_entities(self, entities: list[Span], scores: list[float]) -> tuple[list[Span], list[float]]:
+    def _get_updated_entities(
+        self, entities: list[Span], scores: list[float]
+    ) -> tuple[list[Span], list[float]]:
         """Presidio's label mapping, then relative dates dropped (see :func:`is_specific_date`)."""
         entities, scores = super()._get_updated_entities(entities, scores)
-        kept = [(e, s) for e, s in zip(entities, scores, strict=True) if e.label_ != "DATE_TIME" or is_specific_date(e.text)]
+        kept = [
+            (e, s)
+            for e, s in zip(entities, scores, strict=True)
+            if e.label_ != "DATE_TIME" or is_specific_date(e.text)
+        ]
         return [e for e, _ in kept], [s for _, s in kept]
 
 

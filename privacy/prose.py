@@ -39,7 +39,9 @@ CODE_LINE_SHARE = 0.8
 def looks_like_code(text: str) -> bool:
     """Whether a whole unfenced text is source code (conservative: prose says no)."""
     # Comment lines say nothing either way (a Markdown heading also starts with "#").
-    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith(COMMENT_STARTS)]
+    lines = [
+        line for line in text.splitlines() if line.strip() and not line.lstrip().startswith(COMMENT_STARTS)
+    ]
     if len(lines) < MIN_CODE_LINES or any(SENTENCE.match(line) for line in lines):
         return False
     code = sum(1 for line in lines if CODE_LINE.search(line) or SQL_LINE.match(line))

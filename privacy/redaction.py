@@ -83,8 +83,10 @@ def parse_operators(spec: str | Mapping[str, str] | None) -> dict[str, str]:
     """
     if not spec:
         return {}
-    items = spec.items() if isinstance(spec, Mapping) else (
-        part.split("=", 1) if "=" in part else (part, "") for part in spec.split(",") if part.strip()
+    items = (
+        spec.items()
+        if isinstance(spec, Mapping)
+        else (part.split("=", 1) if "=" in part else (part, "") for part in spec.split(",") if part.strip())
     )
     out = {}
     for entity, operator in items:
@@ -153,9 +155,7 @@ class Redactor:
         self.entities = entities
         self.max_message_chars = max_message_chars
         self.batch_size = batch_size
-        self.analyzer = AnalyzerEngine(
-            nlp_engine=self.ner.create(), supported_languages=[language]
-        )
+        self.analyzer = AnalyzerEngine(nlp_engine=self.ner.create(), supported_languages=[language])
         self.batch_recognizers: list[EntityRecognizer] = []
         if project_recognizers:
             for recognizer in load_recognizers():
@@ -169,7 +169,9 @@ class Redactor:
 
     def operators_for(self, types: set[str]) -> dict[str, OperatorConfig]:
         """The anonymizer operator for each entity type (placeholder unless configured)."""
-        return {t: self._operators.get(t) or OperatorConfig("replace", {"new_value": f"<{t}>"}) for t in types}
+        return {
+            t: self._operators.get(t) or OperatorConfig("replace", {"new_value": f"<{t}>"}) for t in types
+        }
 
     def redact(self, text: str) -> RedactedText:
         """Redact one text."""
@@ -200,7 +202,9 @@ class Redactor:
                 text, truncated[i] = text[: self.max_message_chars] + TRUNCATION_MARKER, True
             prepared.extend((i, chunk) for chunk in _chunks(text, MAX_CHUNK_CHARS))
         views = [prose_view(chunk) for _, chunk in prepared]
-        artifacts = self.analyzer.nlp_engine.process_batch(views, language=self.language, batch_size=self.batch_size)
+        artifacts = self.analyzer.nlp_engine.process_batch(
+            views, language=self.language, batch_size=self.batch_size
+        )
         tagged = [k for k, (i, _) in enumerate(prepared) if tagger is None or tagger[i]]
         extra: list[list[RecognizerResult]] = [[] for _ in prepared]
         for recognizer in self.batch_recognizers:
@@ -249,7 +253,9 @@ def echo_recognizers(known: set[tuple[str, str]]) -> list[EntityRecognizer]:
         if len(value) >= MIN_ECHO_CHARS and entity != "DATE_TIME":
             by_type.setdefault(entity, set()).add(value)
     return [
-        PatternRecognizer(supported_entity=entity, deny_list=sorted(values), name=f"ConversationEcho_{entity}")
+        PatternRecognizer(
+            supported_entity=entity, deny_list=sorted(values), name=f"ConversationEcho_{entity}"
+        )
         for entity, values in sorted(by_type.items())
     ]
 
@@ -273,7 +279,9 @@ def expand_name_spans(text: str, results: list) -> None:
                 break
             result.start = match.start(1)
         while True:
-            match = NAME_WORD.match(text, result.end + 1) if text[result.end : result.end + 1] == " " else None
+            match = (
+                NAME_WORD.match(text, result.end + 1) if text[result.end : result.end + 1] == " " else None
+            )
             if not match:
                 break
             result.end = match.end()

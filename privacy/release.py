@@ -62,7 +62,10 @@ def parents_without_released_base(released: pl.DataFrame, nodes: pl.DataFrame) -
             up = parent.get(up)
     empty = released.filter((pl.col("level") > 0) & ~pl.col("cluster_id").is_in(list(covered)))
     return pl.DataFrame(
-        {"cluster_id": empty["cluster_id"].to_list(), "reason": ["no released base cluster below it"] * len(empty)},
+        {
+            "cluster_id": empty["cluster_id"].to_list(),
+            "reason": ["no released base cluster below it"] * len(empty),
+        },
         schema={"cluster_id": pl.Int64, "reason": pl.Utf8},
     )
 
@@ -72,9 +75,16 @@ def base_ancestry(members: pl.DataFrame) -> pl.DataFrame:
     if "level" not in members.columns:
         return pl.DataFrame(schema={"base_id": pl.Int64, "cluster_id": pl.Int64, "level": pl.Int64})
     base_level = members["level"].min()
-    base = members.filter(pl.col("level") == base_level).select("conversation_id", pl.col("cluster_id").alias("base_id"))
+    base = members.filter(pl.col("level") == base_level).select(
+        "conversation_id", pl.col("cluster_id").alias("base_id")
+    )
     above = members.filter(pl.col("level") > base_level).select("conversation_id", "cluster_id", "level")
-    return base.join(above, on="conversation_id").select("base_id", "cluster_id", "level").unique().sort("base_id", "level")
+    return (
+        base.join(above, on="conversation_id")
+        .select("base_id", "cluster_id", "level")
+        .unique()
+        .sort("base_id", "level")
+    )
 
 
 def dp_level_counts(
@@ -140,14 +150,18 @@ def dp_level_counts(
         convs = base.filter(pl.col("cluster_id").is_in(under["base_id"].implode())).select(
             "conversation_id", pl.col("cluster_id").alias("base_id")
         )
-        level_members = convs.join(under.select("base_id", "cluster_id"), on="base_id").drop("base_id").join(
-            members.filter(pl.col("level") == base_level).drop("cluster_id", "level"), on="conversation_id"
+        level_members = (
+            convs.join(under.select("base_id", "cluster_id"), on="base_id")
+            .drop("base_id")
+            .join(
+                members.filter(pl.col("level") == base_level).drop("cluster_id", "level"),
+                on="conversation_id",
+            )
         )
         accounts, eps = dp_unique_accounts(level_members, ids, config, share, salt=f"{salt}:{level}")
         spent += eps
         frames.append(sums.join(accounts, on="cluster_id").select(raw.columns))
     return finish_counts(pl.concat(frames), codes), spent
-
 
 
 @dataclass(frozen=True)
@@ -204,4 +218,6 @@ class DPAccounting:
 
 def with_dp_counts(released: pl.DataFrame, noisy: pl.DataFrame) -> pl.DataFrame:
     """``released`` with every count column replaced by its DP value from ``dp_level_counts`` (exact ones dropped)."""
-    return released.drop([c for c in noisy.columns if c != "cluster_id"], strict=False).join(noisy, on="cluster_id", how="left")
+    return released.drop([c for c in noisy.columns if c != "cluster_id"], strict=False).join(
+        noisy, on="cluster_id", how="left"
+    )

@@ -387,7 +387,11 @@ def map_view(nodes: Sequence[Node], width: int = 1000, height: int = 520) -> Map
     Largest are drawn first so small ones stay visible; flagged ones are drawn last, on top.
     """
     # (node, x, y) with the coordinates known
-    base = [(n, n.x, n.y) for n in nodes if n.level == 0 and not n.synthetic and n.x is not None and n.y is not None]
+    base = [
+        (n, n.x, n.y)
+        for n in nodes
+        if n.level == 0 and not n.synthetic and n.x is not None and n.y is not None
+    ]
     if not base:
         return MapView(width, height, [], [])
     xs, ys = [x for _, x, _ in base], [y for _, _, y in base]

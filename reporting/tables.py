@@ -153,7 +153,11 @@ def _published_reason(code: str, row: Mapping[str, Any]) -> str:
         return f"{share:.0%} in high-severity category {cat}"
     if code == "growth":
         growth = row.get("growth_ratio")
-        return f"share of traffic grew {growth:.1f}x vs trailing window" if growth else "share of traffic grew vs trailing window"
+        return (
+            f"share of traffic grew {growth:.1f}x vs trailing window"
+            if growth
+            else "share of traffic grew vs trailing window"
+        )
     return {
         "new": "new: no similar cluster in the trailing window",
         "coordination": "coordination: many accounts sent few distinct requests",
@@ -172,7 +176,11 @@ def published_growth(
     counts and earlier days' published reports (``facets_extracted`` as the
     traffic). ``None`` where there is no earlier published day.
     """
-    tracks = released.filter(pl.col("track_id").is_not_null()) if "track_id" in released.columns else released.head(0)
+    tracks = (
+        released.filter(pl.col("track_id").is_not_null())
+        if "track_id" in released.columns
+        else released.head(0)
+    )
     if history is None or not history.days or not day_total or tracks.is_empty():
         return {}
     past_total = float(history.summary.filter(pl.col("metric") == "facets_extracted")["value"].sum())
@@ -225,11 +233,16 @@ def report_clusters(
     if dp and "flagged" in table.columns:
         growth = published_growth(table, history, day_total)
         table = table.with_columns(
-            pl.col("track_id").replace_strict(growth, default=None, return_dtype=pl.Float64).alias("growth_ratio")
+            pl.col("track_id")
+            .replace_strict(growth, default=None, return_dtype=pl.Float64)
+            .alias("growth_ratio")
         )
         codes = table["reason_codes"].to_list() if "reason_codes" in table.columns else [None] * len(table)
         reasons = [
-            ([_published_reason(c, row) for c in (code_list or [])] or ["high concern and new, growing or coordinated"])
+            (
+                [_published_reason(c, row) for c in (code_list or [])]
+                or ["high concern and new, growing or coordinated"]
+            )
             if row.get("flagged")
             else []
             for row, code_list in zip(table.iter_rows(named=True), codes, strict=True)
@@ -410,7 +423,9 @@ def build_report_tables(
         history: Earlier days' published tables (for the DP growth ratio).
     """
     dp = summary.get("dp_epsilon") is not None
-    clusters = report_clusters(released, flags, dp=dp, history=history, day_total=summary.get("facets_extracted"))
+    clusters = report_clusters(
+        released, flags, dp=dp, history=history, day_total=summary.get("facets_extracted")
+    )
     return ReportTables(
         days=(day,),
         clusters=clusters,

@@ -187,13 +187,18 @@ class EmbeddedLLM(LLM):
                 )
                 choice = out["choices"][0]  # type: ignore[index]
                 if choice.get("finish_reason") == "length":
-                    raise LLMError(f"output hit max_tokens={request.max_tokens} before the JSON object closed")
+                    raise LLMError(
+                        f"output hit max_tokens={request.max_tokens} before the JSON object closed"
+                    )
                 text = choice["message"]["content"] or ""
                 if not request.probe_field:
                     return text
                 try:
                     probs = self._value_probs(out["usage"]["prompt_tokens"], text, request)  # type: ignore[index]
-                except (LLMError, ValueError) as exc:  # the answer stands; its score falls back to the integer
+                except (
+                    LLMError,
+                    ValueError,
+                ) as exc:  # the answer stands; its score falls back to the integer
                     log.warning("no value probabilities for %r: %s", request.probe_field, exc)
                     probs = None
                 return ProbedJson(text, probs)

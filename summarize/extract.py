@@ -130,9 +130,7 @@ class FacetExtractor:
             probe_values=CONCERN_VALUES,
         )
 
-    def extract_many(
-        self, conversations: Sequence[dict[str, Any]]
-    ) -> list[dict[str, Any] | FacetFailure]:
+    def extract_many(self, conversations: Sequence[dict[str, Any]]) -> list[dict[str, Any] | FacetFailure]:
         """Facet rows (or failures) for redacted conversation rows, in order."""
         results: list[FacetOutput | None] = [None] * len(conversations)
         probs: list[dict[int, float] | None] = [None] * len(conversations)
@@ -141,7 +139,9 @@ class FacetExtractor:
         attempt = 0
         while pending and attempt < self.max_attempts:
             attempt += 1
-            answers = self.llm.generate_json_many([self._request(conversations[i], attempt - 1) for i in pending])
+            answers = self.llm.generate_json_many(
+                [self._request(conversations[i], attempt - 1) for i in pending]
+            )
             retry = []
             for i, answer in zip(pending, answers, strict=True):
                 if isinstance(answer, LLMError):
@@ -164,7 +164,9 @@ class FacetExtractor:
                 out.append(self._row(conversation, facets, dist))
         return out
 
-    def _assign_categories(self, conversations: Sequence[dict[str, Any]], results: list[FacetOutput | None]) -> None:
+    def _assign_categories(
+        self, conversations: Sequence[dict[str, Any]], results: list[FacetOutput | None]
+    ) -> None:
         """Keep categories only on conversations rated above benign; the matcher picks which."""
         flagged = []
         for i, facets in enumerate(results):
@@ -194,5 +196,7 @@ class FacetExtractor:
             "turns": sum(1 for m in conversation["messages"] if m["role"] == "user"),
             "model_id": self.llm.model_id,
             "prompt_version": PROMPT_VERSION,
-            "cache_key": facet_cache_key(conversation["messages"], self.llm.model_id, self.taxonomy, self.categorizer),
+            "cache_key": facet_cache_key(
+                conversation["messages"], self.llm.model_id, self.taxonomy, self.categorizer
+            ),
         }

@@ -93,9 +93,7 @@ class FacetOutput(BaseModel):
         description="The user's request in one abstract sentence, e.g. 'help debugging a web app'.",
     )
     task: Literal[TASKS] = Field(description="The kind of task.")  # type: ignore[valid-type]
-    topic: str = Field(
-        min_length=2, max_length=60, description="The subject area in 1-4 words, lower case."
-    )
+    topic: str = Field(min_length=2, max_length=60, description="The subject area in 1-4 words, lower case.")
     concerning: int = Field(ge=1, le=5, description="Concern score from the rubric, 1 to 5.")
     categories: list[str] = Field(
         default_factory=list,

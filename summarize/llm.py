@@ -136,7 +136,9 @@ def generate_validated(
         if not pending:
             break
         batch = [
-            replace(requests[k], temperature=requests[k].temperature if attempt == 0 else 0.7, attempt=attempt)
+            replace(
+                requests[k], temperature=requests[k].temperature if attempt == 0 else 0.7, attempt=attempt
+            )
             for k in pending
         ]
         retry = []

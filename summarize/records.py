@@ -89,8 +89,7 @@ class RecordError(ValueError):
 
     def __init__(self, dead_letter: DeadLetter):
         super().__init__(
-            f"{dead_letter.source}:{dead_letter.location}: field {dead_letter.field!r}: "
-            f"{dead_letter.reason}"
+            f"{dead_letter.source}:{dead_letter.location}: field {dead_letter.field!r}: {dead_letter.reason}"
         )
         self.dead_letter = dead_letter
 

@@ -30,7 +30,11 @@ def rating(score, details="none"):
 
 def clusters(n):
     return pl.DataFrame(
-        {"cluster_id": list(range(n)), "title": [f"Title {i}" for i in range(n)], "description": [f"Users asked {i}." for i in range(n)]}
+        {
+            "cluster_id": list(range(n)),
+            "title": [f"Title {i}" for i in range(n)],
+            "description": [f"Users asked {i}." for i in range(n)],
+        }
     )
 
 
@@ -70,7 +74,9 @@ def test_schema_constrains_score_and_prompt_carries_rubric_and_text():
         parse_rating(answer["content"])
 
 
-@pytest.mark.parametrize(("score", "floor", "reason"), [(5, 3, OK), (3, 3, OK), (2, 3, BELOW_FLOOR), (4, 5, BELOW_FLOOR)])
+@pytest.mark.parametrize(
+    ("score", "floor", "reason"), [(5, 3, OK), (3, 3, OK), (2, 3, BELOW_FLOOR), (4, 5, BELOW_FLOOR)]
+)
 def test_floor(score, floor, reason):
     audited = PrivacyAuditor(ScriptedLLM([rating(score)]), floor=floor).audit(clusters(1))
     assert audited["audit_reason"].to_list() == [reason]
@@ -104,7 +110,11 @@ def test_cache_is_reused_per_text_prompt_and_model(tmp_path):
     other_model = ScriptedLLM([rating(4), rating(4)], model_id="test:other")
     PrivacyAuditor(other_model, cache_path=cache).audit(clusters(2))
     assert len(other_model.requests) == 2
-    assert set(pl.read_parquet(cache).columns) == {"cache_key", "privacy_score", "model_score"}  # no text stored
+    assert set(pl.read_parquet(cache).columns) == {
+        "cache_key",
+        "privacy_score",
+        "model_score",
+    }  # no text stored
 
 
 def test_failed_ratings_are_not_cached(tmp_path):
@@ -147,7 +157,15 @@ def test_removal_trail_counts_each_removed_cluster_once_without_text():
         "auditor": pl.DataFrame({"cluster_id": [10, 2], "reason": [BELOW_FLOOR, AUDIT_FAILED]}),
     }
     trail = removal_trail("2026-11-04", withheld, HIERARCHY, MEMBERS)
-    assert trail.columns == ["day", "cluster_id", "level", "layer", "reason", "conversations", "unique_accounts"]
+    assert trail.columns == [
+        "day",
+        "cluster_id",
+        "level",
+        "layer",
+        "reason",
+        "conversations",
+        "unique_accounts",
+    ]
     assert trail.select("cluster_id", "level", "layer", "conversations", "unique_accounts").rows() == [
         (1, 0, "threshold", 1, 1),
         (2, 0, "auditor", 2, 1),
@@ -161,7 +179,11 @@ def test_embedded_model_rates_identifying_text_below_general_text(embedded_llm):
     frame = pl.DataFrame(
         {
             "cluster_id": [0, 1, 2],
-            "title": ["Recipes for high-protein breakfasts", "Help writing a cover letter", "Choosing GPUs for model training"],
+            "title": [
+                "Recipes for high-protein breakfasts",
+                "Help writing a cover letter",
+                "Choosing GPUs for model training",
+            ],
             "description": [
                 "Users asked for quick breakfast recipes with at least 30 grams of protein.",
                 "Priya Raghunathan of 88 Oak Avenue, Denver, phone 303-555-0199, asked for a cover letter.",

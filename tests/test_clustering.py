@@ -64,7 +64,9 @@ def _name(answers, attempts=3):
 
 def test_generic_titles_are_retried_then_accepted():
     good = json.dumps({"title": "Plan city trips", "description": "Users plan short trips to cities."})
-    generic = json.dumps({"title": "Group of AI-assistant Conversations", "description": "A group of conversations."})
+    generic = json.dumps(
+        {"title": "Group of AI-assistant Conversations", "description": "A group of conversations."}
+    )
     names, llm = _name([good, generic, good.replace("Plan city trips", "Write Python scripts")])
     assert [n.title for n in names] == ["Plan city trips", "Write Python scripts"]
     assert [n.source for n in names] == ["llm", "llm"]
@@ -89,7 +91,13 @@ def test_cluster_table_counts_and_noise():
     assignments = assignments_frame(facets, np.array([0, 0, 0, 1, -1]), "2026-11-01")
     from clustering.naming import NamedCluster
 
-    table = cluster_table(facets, assignments, [NamedCluster(0, "T0", "d", "llm"), NamedCluster(1, "T1", "d", "llm")], ["ncr"], "2026-11-01")
+    table = cluster_table(
+        facets,
+        assignments,
+        [NamedCluster(0, "T0", "d", "llm"), NamedCluster(1, "T1", "d", "llm")],
+        ["ncr"],
+        "2026-11-01",
+    )
     row = table.filter(pl.col("cluster_id") == 0).row(0, named=True)
     assert (row["conversations"], row["unique_accounts"], row["cat_ncr"]) == (3, 2, 2)
     assert row["mean_concern"] == pytest.approx(3.0)
@@ -155,7 +163,10 @@ def test_nearest_by_label_and_join_radius():
 @pytest.mark.parametrize(
     ("labels", "expected"),
     [
-        ([5, 5, 2, 2, 2, -1, 9, 9, 9, 9, 2, 7], [2, 2, 0, 0, 0, -1, 1, 1, 1, 1, 0, 3]),  # ties: lower id first
+        (
+            [5, 5, 2, 2, 2, -1, 9, 9, 9, 9, 2, 7],
+            [2, 2, 0, 0, 0, -1, 1, 1, 1, 1, 0, 3],
+        ),  # ties: lower id first
         ([-1, -1], [-1, -1]),
         ([3, 1, 1], [1, 0, 0]),
     ],
@@ -180,9 +191,18 @@ FACETS = pl.DataFrame(
     [
         ("summary", ["The user asked to fix a loop.", "The user wanted a poem."]),
         ("request", ["fix a loop", "write a poem"]),
-        ("summary_request", ["The user asked to fix a loop. fix a loop", "The user wanted a poem. write a poem"]),
+        (
+            "summary_request",
+            ["The user asked to fix a loop. fix a loop", "The user wanted a poem. write a poem"],
+        ),
         ("first_user", [("Why does my loop " + "x" * 2000)[:1000], ""]),
-        ("summary_first_user", ["The user asked to fix a loop. " + ("Why does my loop " + "x" * 2000)[:1000], "The user wanted a poem."]),
+        (
+            "summary_first_user",
+            [
+                "The user asked to fix a loop. " + ("Why does my loop " + "x" * 2000)[:1000],
+                "The user wanted a poem.",
+            ],
+        ),
     ],
 )
 def test_embed_text_fields(field, expected):
@@ -191,7 +211,9 @@ def test_embed_text_fields(field, expected):
     assert embed_text(FACETS, field) == expected
 
 
-@pytest.mark.parametrize(("field", "frame"), [("topic", FACETS), ("summary_first_user", FACETS.drop("first_user"))])
+@pytest.mark.parametrize(
+    ("field", "frame"), [("topic", FACETS), ("summary_first_user", FACETS.drop("first_user"))]
+)
 def test_embed_text_rejects_unknown_fields_and_missing_turns(field, frame):
     from clustering.embed import embed_text
 
@@ -207,7 +229,11 @@ def test_with_first_user_takes_the_first_user_turn_by_conversation():
         {
             "conversation_id": ["a", "b", "c"],
             "messages": [
-                [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi [NAME]"}, {"role": "user", "content": "again"}],
+                [
+                    {"role": "system", "content": "be brief"},
+                    {"role": "user", "content": "hi [NAME]"},
+                    {"role": "user", "content": "again"},
+                ],
                 [{"role": "user", "content": "fix my loop"}],
                 [{"role": "assistant", "content": "hello"}],
             ],
@@ -267,8 +293,12 @@ def test_consensus_recovers_blobs_keeps_noise_and_is_deterministic(seed, outlier
     core = truth < 3
     assert adjusted_rand_score(truth[core], result.labels[core]) > min_ari
     # It is the consensus of single runs with the derived seeds; reduced is the first run's.
-    singles = [cluster_embeddings(x, ClusterParams(seed=s, consensus_runs=1)) for s in consensus_seeds(seed, 4)]
-    expected = consensus_labels([s.labels for s in singles], params.cluster_size_for(len(x)), params.min_samples)
+    singles = [
+        cluster_embeddings(x, ClusterParams(seed=s, consensus_runs=1)) for s in consensus_seeds(seed, 4)
+    ]
+    expected = consensus_labels(
+        [s.labels for s in singles], params.cluster_size_for(len(x)), params.min_samples
+    )
     np.testing.assert_array_equal(result.labels, expected)
     np.testing.assert_array_equal(result.reduced, singles[0].reduced)
     # Noise in most runs stays noise. How many points that is here depends on UMAP's floating

@@ -52,6 +52,7 @@ def test_unknown_deployment_is_an_error():
 
 # --- the gate, on synthetic clusters (no models) ---------------------------------
 
+
 def synthetic_state(state_dir, accounts_per_cluster):
     """Write the state files the gate and the report read, for one day."""
     day_state = state_dir / DAY
@@ -87,7 +88,9 @@ def synthetic_state(state_dir, accounts_per_cluster):
             "cluster_id": [*range(n), *range(n, 2 * n), 2 * n],
             "level": [0] * n + [1] * n + [2],
             "parent_id": [*range(n, 2 * n), *([2 * n] * n), None],
-            "title": [f"Cluster title {c}" for c in range(n)] + [f"Mid title {c}" for c in range(n)] + ["Top title"],
+            "title": [f"Cluster title {c}" for c in range(n)]
+            + [f"Mid title {c}" for c in range(n)]
+            + ["Top title"],
             "description": ["desc"] * (2 * n + 1),
             "name_source": ["llm"] * (2 * n + 1),
         },
@@ -98,10 +101,15 @@ def synthetic_state(state_dir, accounts_per_cluster):
     node_table(facets, members, nodes, codes, DAY).write_parquet(day_state / stages.CLUSTERS)
     ids = list(range(len(accounts_per_cluster)))
     pl.DataFrame(
-        {"cluster_id": ids, "centroid": np.eye(len(ids), 8).tolist()}, schema={"cluster_id": pl.Int64, "centroid": pl.List(pl.Float64)}
+        {"cluster_id": ids, "centroid": np.eye(len(ids), 8).tolist()},
+        schema={"cluster_id": pl.Int64, "centroid": pl.List(pl.Float64)},
     ).write_parquet(day_state / stages.CENTROIDS)
-    pl.DataFrame({"entities": [[{"entity_type": "PERSON", "count": 1}]] * len(rows)}).write_parquet(day_state / stages.REDACTED)
-    empty_dead = pl.DataFrame(schema={c: pl.Utf8 for c in ["stage", "source", "location", "conversation_id", "field", "reason"]})
+    pl.DataFrame({"entities": [[{"entity_type": "PERSON", "count": 1}]] * len(rows)}).write_parquet(
+        day_state / stages.REDACTED
+    )
+    empty_dead = pl.DataFrame(
+        schema={c: pl.Utf8 for c in ["stage", "source", "location", "conversation_id", "field", "reason"]}
+    )
     empty_dead.write_parquet(day_state / stages.INGEST_DEAD)
     empty_dead.write_parquet(day_state / stages.FACETS_DEAD)
 
@@ -128,8 +136,12 @@ class ScriptedAuditorResource(LLMResource):
 
 
 def gate_resources(tmp_path):
-    resources = local_resources(input_dir=str(tmp_path / "in"), out_dir=str(tmp_path / "out"), state_dir=str(tmp_path / "state"))
-    resources["privacy"] = stages.PrivacyResource(min_accounts=3, min_conversations=3, dp_epsilon=None)  # exact thresholds
+    resources = local_resources(
+        input_dir=str(tmp_path / "in"), out_dir=str(tmp_path / "out"), state_dir=str(tmp_path / "state")
+    )
+    resources["privacy"] = stages.PrivacyResource(
+        min_accounts=3, min_conversations=3, dp_epsilon=None
+    )  # exact thresholds
     resources["llm"] = ScriptedAuditorResource()
     return resources
 
@@ -177,13 +189,21 @@ def test_dp_partition_selection_replaces_the_account_threshold(tmp_path):
     assert set(trail["layer"]) == {"dp_partition_selection"}
     gate = json.loads((tmp_path / "state" / DAY / stages.GATE).read_text())
     assert gate["selection_epsilon"] > 0 and 0 < gate["selection_delta"] <= 1e-9
-    assert gate["epsilon"] == gate["selection_epsilon"] + gate["counts_epsilon"] and gate["delta"] == gate["selection_delta"]
+    assert (
+        gate["epsilon"] == gate["selection_epsilon"] + gate["counts_epsilon"]
+        and gate["delta"] == gate["selection_delta"]
+    )
 
 
 def test_gate_withholds_small_cluster_from_report(tmp_path):
     synthetic_state(tmp_path / "state", accounts_per_cluster=[5, 2, 4])  # cluster 1 has 2 accounts
     result = dg.materialize(
-        [stages.released_clusters, stages.k_anonymity_thresholds, stages.cluster_tracks, stages.cluster_report],
+        [
+            stages.released_clusters,
+            stages.k_anonymity_thresholds,
+            stages.cluster_tracks,
+            stages.cluster_report,
+        ],
         partition_key=DAY,
         resources=gate_resources(tmp_path),
     )
@@ -209,7 +229,12 @@ def test_failing_gate_check_blocks_the_report(tmp_path, monkeypatch):
 
     monkeypatch.setattr(stages, "apply_thresholds", broken_gate)
     result = dg.materialize(
-        [stages.released_clusters, stages.k_anonymity_thresholds, stages.cluster_tracks, stages.cluster_report],
+        [
+            stages.released_clusters,
+            stages.k_anonymity_thresholds,
+            stages.cluster_tracks,
+            stages.cluster_report,
+        ],
         partition_key=DAY,
         resources=gate_resources(tmp_path),
         raise_on_error=False,
@@ -228,7 +253,11 @@ def test_failing_gate_check_blocks_the_report(tmp_path, monkeypatch):
 )
 def test_thresholds(accounts, conversations, released):
     assignments = pl.DataFrame(
-        {"conversation_id": [f"c{i}" for i in range(conversations)], "account": [f"a{i % accounts}" for i in range(conversations)], "cluster_id": [0] * conversations}
+        {
+            "conversation_id": [f"c{i}" for i in range(conversations)],
+            "account": [f"a{i % accounts}" for i in range(conversations)],
+            "cluster_id": [0] * conversations,
+        }
     )
     clusters = pl.DataFrame({"cluster_id": [0], "title": ["x"]})
     out, withheld = apply_thresholds(clusters, assignments, Thresholds(3, 3))
@@ -237,13 +266,16 @@ def test_thresholds(accounts, conversations, released):
 
 
 def test_noise_is_never_a_cluster():
-    assignments = pl.DataFrame({"conversation_id": ["a", "b", "c"], "account": ["x", "y", "z"], "cluster_id": [-1, -1, -1]})
+    assignments = pl.DataFrame(
+        {"conversation_id": ["a", "b", "c"], "account": ["x", "y", "z"], "cluster_id": [-1, -1, -1]}
+    )
     clusters = pl.DataFrame({"cluster_id": [-1], "title": ["noise"]})
     released, _ = apply_thresholds(clusters, assignments, Thresholds(1, 1))
     assert released.is_empty()
 
 
 # --- one real partition ------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def small_day(tmp_path_factory):
@@ -266,7 +298,9 @@ def small_day(tmp_path_factory):
         },
     )
     job = defs.resolve_job_def("daily_pipeline")
-    result = job.execute_in_process(partition_key=DAY, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    result = job.execute_in_process(
+        partition_key=DAY, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+    )
     return root, result, valid, malformed
 
 
@@ -306,7 +340,9 @@ def test_partition_produces_report(small_day):
     assert metrics["records_dead_lettered"] == len(malformed)
     assert metrics["facets_extracted"] + metrics["facets_dead_lettered"] == len(valid)
     ingest = next(
-        e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == "redacted_conversations"
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == "redacted_conversations"
     )
     assert ingest.materialization.metadata["records_dead_lettered"].value == len(malformed)
     clusters = pl.read_parquet(report_dir / "clusters.parquet")
@@ -317,7 +353,9 @@ def test_partition_produces_report(small_day):
     hierarchy = pl.read_parquet(root / "state" / DAY / stages.CLUSTERS)
     assert set(hierarchy["level"]) == {0, 1, 2}, "base, mid and top levels"
     published = set(clusters["cluster_id"])
-    assert all(p is None or p in published for p in clusters["parent_id"]), "the published tree has no dangling parents"
+    assert all(p is None or p in published for p in clusters["parent_id"]), (
+        "the published tree has no dangling parents"
+    )
     assert (clusters["conversations"] >= 0).all()  # published counts are DP-noised
     assert "differentially private" in (report_dir / "report.html").read_text().lower()
     assert not {"summary", "request", "account", "conversation_id", "messages"} & set(clusters.columns)
@@ -343,7 +381,9 @@ def test_outputs_hold_no_raw_ids_or_injected_pii(small_day):
             content = message.get("content")
             if message.get("role") == "user" and isinstance(content, str) and len(content.strip()) >= 40:
                 member_text.add(" ".join(content.split())[:40])
-    member_text |= {s for s in pl.read_parquet(root / "state" / DAY / stages.FACETS)["summary"].to_list() if s}
+    member_text |= {
+        s for s in pl.read_parquet(root / "state" / DAY / stages.FACETS)["summary"].to_list() if s
+    }
     assert member_text
     leaks = []
     for path in (root / "out").rglob("*"):
@@ -367,11 +407,21 @@ def test_dp_gate_and_report_state_the_whole_budget(tmp_path):
     synthetic_state(tmp_path / "state", accounts_per_cluster=[5, 5, 1])
     resources = gate_resources(tmp_path)
     resources["privacy"] = stages.PrivacyResource(
-        min_accounts=3, min_conversations=3, dp_epsilon=50.0, dp_selection_epsilon=6.0, dp_demo_budget=True,
-        dp_max_clusters_per_account=1, dp_max_conversations_per_account=1,  # small noise: no count is clipped at 0
+        min_accounts=3,
+        min_conversations=3,
+        dp_epsilon=50.0,
+        dp_selection_epsilon=6.0,
+        dp_demo_budget=True,
+        dp_max_clusters_per_account=1,
+        dp_max_conversations_per_account=1,  # small noise: no count is clipped at 0
     )
     result = dg.materialize(
-        [stages.released_clusters, stages.k_anonymity_thresholds, stages.cluster_tracks, stages.cluster_report],
+        [
+            stages.released_clusters,
+            stages.k_anonymity_thresholds,
+            stages.cluster_tracks,
+            stages.cluster_report,
+        ],
         partition_key=DAY,
         resources=resources,
     )
@@ -380,13 +430,19 @@ def test_dp_gate_and_report_state_the_whole_budget(tmp_path):
     report_dir = tmp_path / "out" / "reports" / DAY
     summary = pl.read_parquet(report_dir / "run_summary.parquet")
     metrics = dict(zip(summary["metric"], summary["value"], strict=True))
-    assert gate["epsilon"] == pytest.approx(gate["selection_epsilon"] + 50.0) == pytest.approx(metrics["dp_epsilon"])
+    assert (
+        gate["epsilon"]
+        == pytest.approx(gate["selection_epsilon"] + 50.0)
+        == pytest.approx(metrics["dp_epsilon"])
+    )
     assert metrics["dp_delta"] == pytest.approx(gate["delta"]) and 0 < gate["delta"] <= 1e-6
     assert metrics["dp_demo_budget"] == 1 and metrics["dp_selection_threshold"] == 3
     clusters = pl.read_parquet(report_dir / "clusters.parquet")
     base = set(clusters.filter(pl.col("level") == 0)["cluster_id"])
     assert base == {0, 1}  # the one-account cluster is not selected
-    assert set(clusters.filter(pl.col("level") == 1)["cluster_id"]) == {3, 4} and 6 in set(clusters["cluster_id"])
+    assert set(clusters.filter(pl.col("level") == 1)["cluster_id"]) == {3, 4} and 6 in set(
+        clusters["cluster_id"]
+    )
     parent_of = dict(zip(clusters["cluster_id"], clusters["parent_id"], strict=True))
     covered = set()
     for node in base:
@@ -394,6 +450,8 @@ def test_dp_gate_and_report_state_the_whole_budget(tmp_path):
             covered.add(node)
     assert set(clusters.filter(pl.col("level") > 0)["cluster_id"]) <= covered, "no published parent is empty"
     top = clusters.filter(pl.col("cluster_id") == 6)["conversations"].item()
-    assert top == clusters.filter(pl.col("level") == 0)["conversations"].sum()  # parents sum their released children
+    assert (
+        top == clusters.filter(pl.col("level") == 0)["conversations"].sum()
+    )  # parents sum their released children
     html = (report_dir / "report.html").read_text()
     assert "Demo budget" in html and "partition selection" in html

@@ -18,17 +18,36 @@ from privacy.dp import (
 
 
 def members(rows):
-    return pl.DataFrame(rows, orient="row", schema={"conversation_id": pl.Utf8, "account": pl.Utf8, "cluster_id": pl.Int64, "concerning": pl.Int64, "categories": pl.List(pl.Utf8)})
+    return pl.DataFrame(
+        rows,
+        orient="row",
+        schema={
+            "conversation_id": pl.Utf8,
+            "account": pl.Utf8,
+            "cluster_id": pl.Int64,
+            "concerning": pl.Int64,
+            "categories": pl.List(pl.Utf8),
+        },
+    )
 
 
 def test_bounding_limits_conversations_and_clusters_per_account():
-    rows = [(f"c{i}", "heavy", i % 3, 1, []) for i in range(30)] + [("x", "light", 0, 1, []), ("n", "light", -1, 1, [])]
-    bounded = bound_contributions(members(rows), DPConfig(max_clusters_per_account=2, max_conversations_per_account=4), salt="d")
+    rows = [(f"c{i}", "heavy", i % 3, 1, []) for i in range(30)] + [
+        ("x", "light", 0, 1, []),
+        ("n", "light", -1, 1, []),
+    ]
+    bounded = bound_contributions(
+        members(rows), DPConfig(max_clusters_per_account=2, max_conversations_per_account=4), salt="d"
+    )
     heavy = bounded.filter(pl.col("account") == "heavy")
     assert heavy["cluster_id"].n_unique() == 2
     assert heavy.group_by("cluster_id").len()["len"].max() == 4
     assert bounded.filter(pl.col("account") == "light")["conversation_id"].to_list() == ["x"]  # noise dropped
-    again = bound_contributions(members(list(reversed(rows))), DPConfig(max_clusters_per_account=2, max_conversations_per_account=4), salt="d")
+    again = bound_contributions(
+        members(list(reversed(rows))),
+        DPConfig(max_clusters_per_account=2, max_conversations_per_account=4),
+        salt="d",
+    )
     assert sorted(again["conversation_id"]) == sorted(bounded["conversation_id"])
 
 
@@ -47,7 +66,10 @@ def test_noisy_counts_spend_the_budget_and_stay_close_on_large_clusters():
 
 def test_noise_is_real():
     rows = [(f"c{i}", f"a{i}", 0, 1, []) for i in range(500)]
-    draws = {dp_cluster_counts(members(rows), [0], [], DPConfig(epsilon=0.5), salt="d")[0]["conversations"][0] for _ in range(8)}
+    draws = {
+        dp_cluster_counts(members(rows), [0], [], DPConfig(epsilon=0.5), salt="d")[0]["conversations"][0]
+        for _ in range(8)
+    }
     assert len(draws) > 1
 
 
@@ -59,11 +81,18 @@ def test_invalid_budget_is_rejected():
 # --- private partition selection ---------------------------------------------------
 
 
-
 def level_rows(sizes, level=0, offset=0):
     """One conversation per account; cluster ``offset + i`` has ``sizes[i]`` accounts."""
-    rows = [(f"c{offset + i}-{a}", f"a{offset + i}-{a}", offset + i, level) for i, n in enumerate(sizes) for a in range(n)]
-    return pl.DataFrame(rows, orient="row", schema={"conversation_id": pl.Utf8, "account": pl.Utf8, "cluster_id": pl.Int64, "level": pl.Int64})
+    rows = [
+        (f"c{offset + i}-{a}", f"a{offset + i}-{a}", offset + i, level)
+        for i, n in enumerate(sizes)
+        for a in range(n)
+    ]
+    return pl.DataFrame(
+        rows,
+        orient="row",
+        schema={"conversation_id": pl.Utf8, "account": pl.Utf8, "cluster_id": pl.Int64, "level": pl.Int64},
+    )
 
 
 def test_tiny_cluster_is_not_selected_and_a_large_one_is():
@@ -71,7 +100,12 @@ def test_tiny_cluster_is_not_selected_and_a_large_one_is():
     config = SelectionConfig(epsilon=1.0, delta=1e-9, max_partitions=1)
     base = level_rows([1, 2, 5000])
     # One parent (100) over the three base clusters: the same conversations one level up.
-    members = pl.concat([base, base.with_columns(pl.lit(100, pl.Int64).alias("cluster_id"), pl.lit(1, pl.Int64).alias("level"))])
+    members = pl.concat(
+        [
+            base,
+            base.with_columns(pl.lit(100, pl.Int64).alias("cluster_id"), pl.lit(1, pl.Int64).alias("level")),
+        ]
+    )
     for _ in range(5):
         selection = select_partitions(members, config, salt="d")
         assert selection.kept == [2, 100] and selection.base_kept == [2]
@@ -100,7 +134,11 @@ def test_selection_delta_is_validated(delta):
 
 def test_partition_bound_per_account_and_level():
     rows = [("c", "heavy", cid, 0) for cid in range(10)] + [("c", "heavy", 100 + cid, 1) for cid in range(3)]
-    members = pl.DataFrame(rows, orient="row", schema={"conversation_id": pl.Utf8, "account": pl.Utf8, "cluster_id": pl.Int64, "level": pl.Int64})
+    members = pl.DataFrame(
+        rows,
+        orient="row",
+        schema={"conversation_id": pl.Utf8, "account": pl.Utf8, "cluster_id": pl.Int64, "level": pl.Int64},
+    )
     bounded = bound_partitions(members, 2, salt="d")
     assert bounded.group_by("level").len().sort("level")["len"].to_list() == [2, 2]
     again = bound_partitions(members.reverse(), 2, salt="d")

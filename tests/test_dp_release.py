@@ -14,17 +14,40 @@ from reporting.tables import build_report_tables
 CODES = ["vcr", "ncr"]
 
 
-def hierarchy(sizes: list[int], parent_of: dict[int, int], top: int | None = None, seed_concern: int = 1) -> pl.DataFrame:
+def hierarchy(
+    sizes: list[int], parent_of: dict[int, int], top: int | None = None, seed_concern: int = 1
+) -> pl.DataFrame:
     """Membership rows: base cluster ``i`` has ``sizes[i]`` accounts with one conversation each, under ``parent_of[i]``."""
     rows = []
     for cid, n in enumerate(sizes):
         for a in range(n):
             conv = f"c{cid}-{a}"
-            facet = {"concerning": 1 + (a * 7 + cid + seed_concern) % 5, "categories": ["ncr"] if a % 2 else []}
-            rows.append({"conversation_id": conv, "account": f"a{cid}-{a}", "cluster_id": cid, "level": 0, **facet})
-            rows.append({"conversation_id": conv, "account": f"a{cid}-{a}", "cluster_id": parent_of[cid], "level": 1, **facet})
+            facet = {
+                "concerning": 1 + (a * 7 + cid + seed_concern) % 5,
+                "categories": ["ncr"] if a % 2 else [],
+            }
+            rows.append(
+                {"conversation_id": conv, "account": f"a{cid}-{a}", "cluster_id": cid, "level": 0, **facet}
+            )
+            rows.append(
+                {
+                    "conversation_id": conv,
+                    "account": f"a{cid}-{a}",
+                    "cluster_id": parent_of[cid],
+                    "level": 1,
+                    **facet,
+                }
+            )
             if top is not None:
-                rows.append({"conversation_id": conv, "account": f"a{cid}-{a}", "cluster_id": top, "level": 2, **facet})
+                rows.append(
+                    {
+                        "conversation_id": conv,
+                        "account": f"a{cid}-{a}",
+                        "cluster_id": top,
+                        "level": 2,
+                        **facet,
+                    }
+                )
     return pl.DataFrame(rows, schema_overrides={"categories": pl.List(pl.Utf8)})
 
 
@@ -37,7 +60,10 @@ def test_selection_is_on_wherever_dp_counts_are(deployment):
 
 
 def test_dp_and_selection_are_one_switch():
-    assert PrivacyResource(dp_epsilon=None).selection() is None and PrivacyResource(dp_epsilon=None).thresholds().min_accounts == 5
+    assert (
+        PrivacyResource(dp_epsilon=None).selection() is None
+        and PrivacyResource(dp_epsilon=None).thresholds().min_accounts == 5
+    )
     with pytest.raises(Exception, match="dp_selection_epsilon"):
         PrivacyResource(dp_selection_epsilon=None)
 
@@ -66,17 +92,23 @@ def test_parent_is_released_iff_a_child_is():
 def test_accounting_adds_up():
     members = hierarchy([30, 20, 25], {0: 10, 1: 10, 2: 11}, top=20)
     selection = select_partitions(members, SelectionConfig(2.0, 1e-7, 1), salt="d")
-    released = pl.DataFrame({"cluster_id": selection.kept}).join(members.select("cluster_id", "level").unique(), on="cluster_id")
+    released = pl.DataFrame({"cluster_id": selection.kept}).join(
+        members.select("cluster_id", "level").unique(), on="cluster_id"
+    )
     config = DPConfig(epsilon=3.0)
     _, counts_spent = dp_level_counts(members, released, CODES, config, salt="d")
     assert counts_spent == pytest.approx(3.0)  # OpenDP's maps over 5 base measures + 2 parent levels
-    privacy = PrivacyResource(dp_epsilon=3.0, dp_selection_epsilon=2.0, dp_selection_delta=1e-7, min_accounts=1)
+    privacy = PrivacyResource(
+        dp_epsilon=3.0, dp_selection_epsilon=2.0, dp_selection_delta=1e-7, min_accounts=1
+    )
     accounting = privacy.accounting(selection)
     assert accounting == DPAccounting(selection.epsilon, selection.delta, selection.thresholds[0], 3.0)
     assert accounting.epsilon == pytest.approx(selection.epsilon + counts_spent) == pytest.approx(5.0)
     assert accounting.delta == selection.delta <= 1e-7
     metrics = accounting.metrics()
-    assert metrics["dp_epsilon"] == pytest.approx(metrics["dp_selection_epsilon"] + metrics["dp_counts_epsilon"])
+    assert metrics["dp_epsilon"] == pytest.approx(
+        metrics["dp_selection_epsilon"] + metrics["dp_counts_epsilon"]
+    )
     assert DPAccounting.from_json(accounting.to_json()) == accounting and DPAccounting.from_json({}) is None
 
 
@@ -113,7 +145,9 @@ def test_published_report_holds_dp_counts_not_exact_ones(seed):
     members = hierarchy([12, 9, 15, 7], {0: 10, 1: 10, 2: 11, 3: 11}, top=20, seed_concern=seed)
     ids = [0, 1, 2, 3, 10, 11, 20]
     exact = exact_released(members, ids)
-    noisy, spent = dp_level_counts(members, exact.select("cluster_id", "level"), CODES, DPConfig(epsilon=0.5), salt=f"s{seed}")
+    noisy, spent = dp_level_counts(
+        members, exact.select("cluster_id", "level"), CODES, DPConfig(epsilon=0.5), salt=f"s{seed}"
+    )
     flags = pl.DataFrame(
         {
             "cluster_id": [0, 1, 2, 3],
@@ -121,15 +155,26 @@ def test_published_report_holds_dp_counts_not_exact_ones(seed):
             "is_new": [True, False, False, False],
             "growth_ratio": [None, 1.7, 3.3, 1.0],
             "flagged": [True, False, True, False],
-            "reasons": [["mean concern 3.4 >= 3.0", "new: no similar cluster in the trailing window"], [], ["coordination: 9 accounts sent 2 distinct requests (ratio 0.22 <= 0.5)"], []],
+            "reasons": [
+                ["mean concern 3.4 >= 3.0", "new: no similar cluster in the trailing window"],
+                [],
+                ["coordination: 9 accounts sent 2 distinct requests (ratio 0.22 <= 0.5)"],
+                [],
+            ],
             "reason_codes": [["mean_concern", "new"], [], ["share_concerning", "coordination"], []],
         }
     )
     summary = {"facets_extracted": 50, "dp_epsilon": spent}
     empty = pl.DataFrame(schema={"stage": pl.Utf8, "reason": pl.Utf8, "records": pl.Int64})
     tables = build_report_tables(
-        "d", with_dp_counts(exact, noisy), flags, CODES, summary, empty,
-        pl.DataFrame(schema={"entity_type": pl.Utf8, "count": pl.Int64}), pl.DataFrame(schema={"cluster_id": pl.Int64}),
+        "d",
+        with_dp_counts(exact, noisy),
+        flags,
+        CODES,
+        summary,
+        empty,
+        pl.DataFrame(schema={"entity_type": pl.Utf8, "count": pl.Int64}),
+        pl.DataFrame(schema={"cluster_id": pl.Int64}),
     )
     published = tables.clusters.sort("cluster_id")
     truth = exact.sort("cluster_id")
@@ -163,7 +208,11 @@ def test_parents_without_released_base(released_ids, empty):
 
     # base 0 -> 10 -> 20, base 1 -> 11 -> 20, base 2 -> 12 -> 20
     nodes = pl.DataFrame(
-        {"cluster_id": [0, 1, 2, 10, 11, 12, 20], "parent_id": [10, 11, 12, 20, 20, 20, None], "level": [0, 0, 0, 1, 1, 1, 2]},
+        {
+            "cluster_id": [0, 1, 2, 10, 11, 12, 20],
+            "parent_id": [10, 11, 12, 20, 20, 20, None],
+            "level": [0, 0, 0, 1, 1, 1, 2],
+        },
         schema={"cluster_id": pl.Int64, "parent_id": pl.Int64, "level": pl.Int64},
     )
     released = nodes.filter(pl.col("cluster_id").is_in(list(released_ids)))

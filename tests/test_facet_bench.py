@@ -17,7 +17,15 @@ from benchmarks.facets import (
 )
 from tests.conftest import require_shared
 
-CONFIG = {"seed": 0, "moderation": 4, "xstest": 2, "ailuminate": 0, "language": 0, "backend": "cpu", "model": "m"}
+CONFIG = {
+    "seed": 0,
+    "moderation": 4,
+    "xstest": 2,
+    "ailuminate": 0,
+    "language": 0,
+    "backend": "cpu",
+    "model": "m",
+}
 CONFIG = {**CONFIG, "threads": 1, "attempts": 2}
 
 
@@ -63,7 +71,14 @@ def test_merge_sums_seconds_keeps_peak_rss_and_weights_rates(tmp_path, sizes, el
     for n, sec, mb, ft in zip(sizes, elapsed, rss, first_try, strict=True):
         path = tmp_path / f"chunk-{offset}.json"
         chunk_ids = ids[offset : offset + n]
-        _write_items(path, "embedded:m", _items(chunk_ids), _preds(n), _stats(n, sec, mb, ft), {**CONFIG, "offset": offset})
+        _write_items(
+            path,
+            "embedded:m",
+            _items(chunk_ids),
+            _preds(n),
+            _stats(n, sec, mb, ft),
+            {**CONFIG, "offset": offset},
+        )
         paths.append(path)
         offset += n
     model, items, predictions, stats, config = merge_chunks(paths, ids)
@@ -71,7 +86,9 @@ def test_merge_sums_seconds_keeps_peak_rss_and_weights_rates(tmp_path, sizes, el
     assert stats["elapsed_s"] == pytest.approx(sum(elapsed))
     assert stats["requests"] == 4 and stats["generated_tokens"] == 40
     assert stats["peak_rss_mb"] == max(rss)
-    assert stats["valid_first_try"] == pytest.approx(sum(n * f for n, f in zip(sizes, first_try, strict=True)) / 4)
+    assert stats["valid_first_try"] == pytest.approx(
+        sum(n * f for n, f in zip(sizes, first_try, strict=True)) / 4
+    )
     assert stats["concern_score_sources"] == {"token_probs": 4}
     assert [c["offset"] for c in stats["chunks"]] == [0, sizes[0]]
     assert config["threads"] == 1
@@ -79,14 +96,20 @@ def test_merge_sums_seconds_keeps_peak_rss_and_weights_rates(tmp_path, sizes, el
 
 def test_merge_rejects_gaps_other_models_and_chunks_without_stats(tmp_path):
     first, second, stale = tmp_path / "0.json", tmp_path / "2.json", tmp_path / "old.json"
-    _write_items(first, "embedded:m", _items(["a", "b"]), _preds(2), _stats(2, 1.0, 1.0), {**CONFIG, "offset": 0})
-    _write_items(second, "embedded:m", _items(["c", "d"]), _preds(2), _stats(2, 1.0, 1.0), {**CONFIG, "offset": 2})
+    _write_items(
+        first, "embedded:m", _items(["a", "b"]), _preds(2), _stats(2, 1.0, 1.0), {**CONFIG, "offset": 0}
+    )
+    _write_items(
+        second, "embedded:m", _items(["c", "d"]), _preds(2), _stats(2, 1.0, 1.0), {**CONFIG, "offset": 2}
+    )
     with pytest.raises(SystemExit, match="not the sample"):
         merge_chunks([first, second], ["a", "b", "c", "d", "e"])
     with pytest.raises(SystemExit, match="not the sample"):
         merge_chunks([second, first], ["a", "b", "c", "d"])
     other = tmp_path / "other.json"
-    _write_items(other, "embedded:m", _items(["c", "d"]), _preds(2), _stats(2, 1.0, 1.0), {**CONFIG, "threads": 2})
+    _write_items(
+        other, "embedded:m", _items(["c", "d"]), _preds(2), _stats(2, 1.0, 1.0), {**CONFIG, "threads": 2}
+    )
     with pytest.raises(SystemExit, match="other run arguments"):
         merge_chunks([first, other], ["a", "b", "c", "d"])
     stale.write_text(json.dumps({"model": "embedded:m", "items": json.loads(second.read_text())["items"]}))
@@ -149,8 +172,15 @@ def test_paired_compares_this_run_with_the_stored_one_on_the_same_items(tmp_path
         out = []
         for item in items:
             value = float(np.clip(2 + strength * item["unsafe"] + rng.normal(0, 1), 1, 5))
-            out.append({"concerning": round(value), "concern_score": value, "concern_probs": None,
-                        "categories": [], "language": "en"})
+            out.append(
+                {
+                    "concerning": round(value),
+                    "concern_score": value,
+                    "concern_probs": None,
+                    "categories": [],
+                    "language": "en",
+                }
+            )
         return out
 
     earlier = tmp_path / "earlier.json"
@@ -160,4 +190,8 @@ def test_paired_compares_this_run_with_the_stored_one_on_the_same_items(tmp_path
     assert paired["items"] == 60 and low <= high
     assert (low > 0) == (gap > 0)  # a much better run is better beyond noise; an equal one is not
     with pytest.raises(SystemExit, match="lacks"):
-        _paired(earlier, [*items, {"id": "mod-x", "dataset": "moderation", "unsafe": True}], preds(0.5) + preds(0)[:1])
+        _paired(
+            earlier,
+            [*items, {"id": "mod-x", "dataset": "moderation", "unsafe": True}],
+            preds(0.5) + preds(0)[:1],
+        )

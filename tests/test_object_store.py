@@ -184,7 +184,12 @@ def test_storage_round_trip_and_folder_delete(tmp_path, s3):
 
 @pytest.mark.parametrize("field", ["state_dir", "out_dir"])
 def test_state_and_reports_must_be_on_the_dagster_host(tmp_path, field):
-    values = {"input_dir": "s3://b/logs", "state_dir": str(tmp_path), "out_dir": str(tmp_path), field: "gs://b/x"}
+    values = {
+        "input_dir": "s3://b/logs",
+        "state_dir": str(tmp_path),
+        "out_dir": str(tmp_path),
+        field: "gs://b/x",
+    }
     paths = LookoutPaths(**values)
     with pytest.raises(ValueError, match=f"{field} must be a folder on the Dagster host.*exchange_dir"):
         paths.state_for(DAY) if field == "state_dir" else paths.report_for(DAY)
@@ -194,5 +199,7 @@ def test_state_and_reports_must_be_on_the_dagster_host(tmp_path, field):
     ("exchange_dir", "expected"), [("", None), ("s3://b/lookout-exchange", f"s3://b/lookout-exchange/{DAY}")]
 )
 def test_exchange_folder_per_day(tmp_path, exchange_dir, expected):
-    paths = LookoutPaths(input_dir=str(tmp_path), state_dir=str(tmp_path), out_dir=str(tmp_path), exchange_dir=exchange_dir)
+    paths = LookoutPaths(
+        input_dir=str(tmp_path), state_dir=str(tmp_path), out_dir=str(tmp_path), exchange_dir=exchange_dir
+    )
     assert paths.exchange_for(DAY) == expected

@@ -24,7 +24,9 @@ def reference():
 def test_onnx_vectors_match_sentence_transformers(tmp_path_factory, reference, precision, min_cosine):
     from clustering.onnx_embed import OnnxEmbedder
 
-    onnx = OnnxEmbedder(precision=precision, threads=1, cache_dir=tmp_path_factory.getbasetemp() / "onnx-models")
+    onnx = OnnxEmbedder(
+        precision=precision, threads=1, cache_dir=tmp_path_factory.getbasetemp() / "onnx-models"
+    )
     vectors = onnx.encode(TEXTS)
     assert vectors.shape == reference.shape and vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)

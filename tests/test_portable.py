@@ -32,9 +32,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_service(args: list[str], port: int, what: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+def start_service(
+    args: list[str], port: int, what: str, env: dict[str, str] | None = None
+) -> subprocess.Popen:
     """Start a Beam service process and wait until its port accepts connections."""
-    proc = subprocess.Popen([sys.executable, "-m", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
     deadline = time.time() + 60
     while time.time() < deadline:
         with socket.socket() as s:
@@ -61,7 +65,9 @@ def stop(proc: subprocess.Popen) -> None:
 def job_service():
     port = free_port()
     proc = start_service(
-        ["apache_beam.runners.portability.local_job_service_main", "--port", str(port)], port, "portable job service"
+        ["apache_beam.runners.portability.local_job_service_main", "--port", str(port)],
+        port,
+        "portable job service",
     )
     yield f"localhost:{port}"
     stop(proc)
@@ -78,7 +84,10 @@ def worker_pool():
         "LOOKOUT_PSEUDONYM_KEY": WORKER_KEY,
     }
     proc = start_service(
-        ["apache_beam.runners.worker.worker_pool_main", f"--service_port={port}"], port, "SDK worker pool", env
+        ["apache_beam.runners.worker.worker_pool_main", f"--service_port={port}"],
+        port,
+        "SDK worker pool",
+        env,
     )
     yield f"localhost:{port}"
     stop(proc)
@@ -94,7 +103,9 @@ def write_day(root: Path) -> Path:
                 "conversation_id": f"c{i}",
                 "account_id": f"acct_{i}",
                 "timestamp": f"{DAY}T09:0{i}:00Z",
-                "messages": [{"role": "user", "content": f"Email me at alice{i}@example.com about invoice {i}"}],
+                "messages": [
+                    {"role": "user", "content": f"Email me at alice{i}@example.com about invoice {i}"}
+                ],
             }
         )
         for i in range(3)
@@ -123,8 +134,13 @@ def test_ingest_redact_on_the_portable_runner(job_service, tmp_path):
     out, dead = tmp_path / "redacted.parquet", tmp_path / "dead.parquet"
     ingest_redact.run(
         [
-            f"--input={src}", f"--day={DAY}", f"--output={out}", f"--dead_letter={dead}",
-            "--runner=PortableRunner", f"--job_endpoint={job_service}", "--environment_type=LOOPBACK",
+            f"--input={src}",
+            f"--day={DAY}",
+            f"--output={out}",
+            f"--dead_letter={dead}",
+            "--runner=PortableRunner",
+            f"--job_endpoint={job_service}",
+            "--environment_type=LOOPBACK",
         ],
         pseudonym_key=b"p" * 32,
     )
@@ -142,9 +158,14 @@ def test_ingest_redact_on_an_external_worker_pool(job_service, worker_pool, tmp_
     out, dead = tmp_path / "redacted.parquet", tmp_path / "dead.parquet"
     ingest_redact.run(
         [
-            f"--input={src}", f"--day={DAY}", f"--output={out}", f"--dead_letter={dead}",
-            "--runner=PortableRunner", f"--job_endpoint={job_service}",
-            "--environment_type=EXTERNAL", f"--environment_config={worker_pool}",
+            f"--input={src}",
+            f"--day={DAY}",
+            f"--output={out}",
+            f"--dead_letter={dead}",
+            "--runner=PortableRunner",
+            f"--job_endpoint={job_service}",
+            "--environment_type=EXTERNAL",
+            f"--environment_config={worker_pool}",
         ]
     )
     check_outputs(out, dead, WORKER_KEY.encode("utf-8"))

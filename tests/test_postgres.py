@@ -71,24 +71,64 @@ class PostgresServer:
             shutil.chown(pwfile, self.user)
         subprocess.run(
             self._cmd(
-                str(self.bindir / "initdb"), "-D", str(self.data), "-U", PG_USER, f"--pwfile={pwfile}",
-                "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync",
+                str(self.bindir / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                PG_USER,
+                f"--pwfile={pwfile}",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--no-sync",
             ),
-            check=True, capture_output=True,
+            check=True,
+            capture_output=True,
         )
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
         subprocess.run(
-            self._cmd(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "start"),
-            check=True, capture_output=True,
+            self._cmd(
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-o",
+                options,
+                "-l",
+                str(self.root / "log"),
+                "-w",
+                "start",
+            ),
+            check=True,
+            capture_output=True,
         )
         self.psql("CREATE DATABASE " + PG_DB, db="postgres")
 
     def psql(self, sql: str, db: str = PG_DB) -> list[list[str]]:
         """Rows of a query, through TCP with the password (as Dagster connects)."""
         out = subprocess.run(
-            [str(self.bindir / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", PG_USER, "-d", db,
-             "-v", "ON_ERROR_STOP=1", "-At", "-F", "\t", "-c", sql],
-            check=True, capture_output=True, text=True, env={**os.environ, "PGPASSWORD": PG_PASSWORD},
+            [
+                str(self.bindir / "psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                PG_USER,
+                "-d",
+                db,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-At",
+                "-F",
+                "\t",
+                "-c",
+                sql,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PGPASSWORD": PG_PASSWORD},
         )
         return [line.split("\t") for line in out.stdout.splitlines() if line]
 
@@ -133,8 +173,12 @@ def pg_instance(postgres, tmp_path, monkeypatch):
     home.mkdir()
     shutil.copy(REPO / "infra" / "dagster" / "dagster.yaml", home / "dagster.yaml")
     for name, value in {
-        "DAGSTER_HOME": str(home), "DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_PORT": str(postgres.port),
-        "DAGSTER_PG_DB": PG_DB, "DAGSTER_PG_USER": PG_USER, "DAGSTER_PG_PASSWORD": PG_PASSWORD,
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_PG_HOST": "127.0.0.1",
+        "DAGSTER_PG_PORT": str(postgres.port),
+        "DAGSTER_PG_DB": PG_DB,
+        "DAGSTER_PG_USER": PG_USER,
+        "DAGSTER_PG_PASSWORD": PG_PASSWORD,
     }.items():
         monkeypatch.setenv(name, value)
     with dg.DagsterInstance.get() as instance:
@@ -164,7 +208,11 @@ def test_partition_run_is_stored_in_postgres(postgres, pg_instance, tmp_path):
     )
     defs = build_definitions(
         "local",
-        paths={"input_dir": str(tmp_path / "in"), "out_dir": str(tmp_path / "out"), "state_dir": str(tmp_path / "state")},
+        paths={
+            "input_dir": str(tmp_path / "in"),
+            "out_dir": str(tmp_path / "out"),
+            "state_dir": str(tmp_path / "state"),
+        },
     )
     job = defs.resolve_job_def("daily_pipeline")
     key = dg.AssetKey("redacted_conversations")
@@ -191,7 +239,10 @@ def test_partition_run_is_stored_in_postgres(postgres, pg_instance, tmp_path):
         assert metadata["records_valid"].value == len(valid)
         assert metadata["records_dead_lettered"].value == 1
         status = reader.get_status_by_partition(key, [DAY, MISSING_DAY], job.partitions_def)
-        assert status == {DAY: dg.AssetPartitionStatus.MATERIALIZED, MISSING_DAY: dg.AssetPartitionStatus.FAILED}
+        assert status == {
+            DAY: dg.AssetPartitionStatus.MATERIALIZED,
+            MISSING_DAY: dg.AssetPartitionStatus.FAILED,
+        }
 
     # And straight from the tables, with psql.
     [[run_status]] = postgres.psql(f"SELECT status FROM runs WHERE run_id = '{result.run_id}'")
@@ -205,7 +256,10 @@ def test_partition_run_is_stored_in_postgres(postgres, pg_instance, tmp_path):
         f"SELECT event FROM event_logs WHERE run_id = '{missing.run_id}' AND dagster_event_type = 'STEP_FAILURE'"
     )
     assert len(failure) == 1
-    assert f"no input for partition {MISSING_DAY}" in failure[0][0] and str(tmp_path / "in" / MISSING_DAY) in failure[0][0]
+    assert (
+        f"no input for partition {MISSING_DAY}" in failure[0][0]
+        and str(tmp_path / "in" / MISSING_DAY) in failure[0][0]
+    )
 
 
 @pytest.mark.slow
@@ -215,7 +269,10 @@ def test_schedule_and_backfill_commands_write_to_postgres(postgres, pg_instance)
     location = ["-m", "assets.definitions"]
     subprocess.run(
         [*dagster, "schedule", "start", "daily_pipeline_schedule", *location],
-        cwd=REPO, check=True, capture_output=True, timeout=300,
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     [state] = pg_instance.all_instigator_state()
     assert state.name == "daily_pipeline_schedule" and state.status == InstigatorStatus.RUNNING
@@ -223,8 +280,23 @@ def test_schedule_and_backfill_commands_write_to_postgres(postgres, pg_instance)
 
     days = ["2026-11-01", "2026-11-02", "2026-11-03"]
     subprocess.run(
-        [*dagster, "job", "backfill", *location, "-j", "daily_pipeline", "--from", days[0], "--to", days[-1], "--noprompt"],
-        cwd=REPO, check=True, capture_output=True, timeout=300,
+        [
+            *dagster,
+            "job",
+            "backfill",
+            *location,
+            "-j",
+            "daily_pipeline",
+            "--from",
+            days[0],
+            "--to",
+            days[-1],
+            "--noprompt",
+        ],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     [backfill] = pg_instance.get_backfills()
     assert list(backfill.partition_names) == days
@@ -232,5 +304,7 @@ def test_schedule_and_backfill_commands_write_to_postgres(postgres, pg_instance)
     # Queued for the daemon (QueuedRunCoordinator); nothing ran in this process.
     assert sorted(r.tags["dagster/partition"] for r in runs) == days
     assert {r.status for r in runs} == {dg.DagsterRunStatus.QUEUED}
-    rows = postgres.psql(f"SELECT count(*) FROM runs WHERE status = 'QUEUED' AND run_body LIKE '%{backfill.backfill_id}%'")
+    rows = postgres.psql(
+        f"SELECT count(*) FROM runs WHERE status = 'QUEUED' AND run_body LIKE '%{backfill.backfill_id}%'"
+    )
     assert rows == [[str(len(days))]]

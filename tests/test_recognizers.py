@@ -98,7 +98,12 @@ def test_random_token_finds_most_generated_passwords():
     from privacy.recognizers.random_token import looks_random
 
     rng = random.Random(3)
-    tokens = ["".join(rng.choice(AN) for _ in range(10)) + rng.choice("!@#$%") + "".join(rng.choice(AN) for _ in range(5)) for _ in range(500)]
+    tokens = [
+        "".join(rng.choice(AN) for _ in range(10))
+        + rng.choice("!@#$%")
+        + "".join(rng.choice(AN) for _ in range(5))
+        for _ in range(500)
+    ]
     assert sum(map(looks_random, tokens)) / len(tokens) >= 0.8
 
 
@@ -146,7 +151,9 @@ def test_personal_data_recognizers_leave_prose_alone(module, text):
 
 def test_address_block_covers_the_lines_around_the_street():
     text = "Dear Sir,\n\nMaureen Roe\nAcme Oy\n41086 Kiannonkatu 98\n Suite 464\n OULU\n\n Finland 80896\n\nPhone: 083 564 9312"
-    assert found("address_block", text) == ["Maureen Roe\nAcme Oy\n41086 Kiannonkatu 98\n Suite 464\n OULU\n\n Finland 80896"]
+    assert found("address_block", text) == [
+        "Maureen Roe\nAcme Oy\n41086 Kiannonkatu 98\n Suite 464\n OULU\n\n Finland 80896"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -181,7 +188,9 @@ def test_redactor_removes_secrets(redactor, text, secret):
 
 
 def test_redactor_redacts_an_address_block_and_title(redactor):
-    text = "Please write to Mrs. Jane Roe\n\n41086 Kiannonkatu 98\n Suite 464\n OULU\n\n Finland 80896\n\nThanks"
+    text = (
+        "Please write to Mrs. Jane Roe\n\n41086 Kiannonkatu 98\n Suite 464\n OULU\n\n Finland 80896\n\nThanks"
+    )
     out = redactor.redact(text)
     for value in ("Mrs.", "Kiannonkatu", "Suite 464", "OULU", "80896"):
         assert value not in out.text, value
@@ -196,9 +205,15 @@ def test_redactor_redacts_an_address_block_and_title(redactor):
         # a sub-word with no gap joins its word
         ([(0, 3, "B-CITY", 0.9), (3, 6, "B-CITY", 0.7)], [(0, 6, "LOCATION", 0.7)]),
         # a second city after a space is a new entity; punctuation splits too
-        ([(0, 5, "B-CITY", 0.9), (6, 11, "B-CITY", 0.9)], [(0, 5, "LOCATION", 0.9), (6, 11, "LOCATION", 0.9)]),
+        (
+            [(0, 5, "B-CITY", 0.9), (6, 11, "B-CITY", 0.9)],
+            [(0, 5, "LOCATION", 0.9), (6, 11, "LOCATION", 0.9)],
+        ),
         # unsure and outside tokens are dropped and close the span
-        ([(0, 5, "B-GIVEN_NAME", 0.4), (6, 12, "O", 0.99), (13, 18, "B-ZIP_CODE", 0.95)], [(13, 18, "ZIP_CODE", 0.95)]),
+        (
+            [(0, 5, "B-GIVEN_NAME", 0.4), (6, 12, "O", 0.99), (13, 18, "B-ZIP_CODE", 0.95)],
+            [(13, 18, "ZIP_CODE", 0.95)],
+        ),
     ],
 )
 def test_rampart_token_merging(tokens, expected):

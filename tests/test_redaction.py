@@ -52,7 +52,10 @@ def test_sample_pii_is_redacted(redactor):
 
     manifest = json.loads((SAMPLE / "pii_manifest.json").read_text())["conversations"]
     pattern_values = [
-        v["value"] for entry in manifest.values() for v in entry["pii_values"] if v["entity_type"] in PATTERN_TYPES - {"PHONE_NUMBER"}
+        v["value"]
+        for entry in manifest.values()
+        for v in entry["pii_values"]
+        if v["entity_type"] in PATTERN_TYPES - {"PHONE_NUMBER"}
     ]
     assert pattern_values
     for value in pattern_values:
@@ -97,7 +100,12 @@ def test_rescan_rewrites_report_text(redactor):
 
     from privacy.rescan import rescan_text_columns
 
-    frame = pl.DataFrame({"title": ["Help for John Smith", "Fix bugs in web applications"], "description": ["Mail jane@x.org", None]})
+    frame = pl.DataFrame(
+        {
+            "title": ["Help for John Smith", "Fix bugs in web applications"],
+            "description": ["Mail jane@x.org", None],
+        }
+    )
     out, hits = rescan_text_columns(frame, ["title", "description"], redactor)
     assert out["title"].to_list() == ["Help for <PERSON>", "Fix bugs in web applications"]
     assert out["description"].to_list() == ["Mail <EMAIL_ADDRESS>", None]
@@ -106,12 +114,24 @@ def test_rescan_rewrites_report_text(redactor):
 
 SECRETS = [
     ("aws key AKIAIOSFODNN7EXAMPLE here", "AKIAIOSFODNN7EXAMPLE", "AWS_KEY"),
-    ("export GH=ghp_abcdefghijklmnopqrstuvwxyz0123456789", "ghp_abcdefghijklmnopqrstuvwxyz0123456789", "GITHUB_TOKEN"),
+    (
+        "export GH=ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+        "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+        "GITHUB_TOKEN",
+    ),
     ("OPENAI_API_KEY=sk-proj-abcdefghijklmnopqrstuvwx123", "sk-proj-abcdefghijklmnopqrstuvwx123", "API_KEY"),
     ("Authorization: Bearer abcdef1234567890abcdef", "abcdef1234567890abcdef", "BEARER_TOKEN"),
-    ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk\n-----END OPENSSH PRIVATE KEY-----", "b3BlbnNzaC1rZXk", "PRIVATE_KEY"),
+    (
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk\n-----END OPENSSH PRIVATE KEY-----",
+        "b3BlbnNzaC1rZXk",
+        "PRIVATE_KEY",
+    ),
     ("conn: user=app password=Hunter2!x", "Hunter2!x", "PASSWORD"),
-    ("pay 0x52908400098527886E0F7030069857D2E4169EE7 now", "0x52908400098527886E0F7030069857D2E4169EE7", "CRYPTO"),
+    (
+        "pay 0x52908400098527886E0F7030069857D2E4169EE7 now",
+        "0x52908400098527886E0F7030069857D2E4169EE7",
+        "CRYPTO",
+    ),
     ("ship it to 742 Evergreen Terrace please", "742 Evergreen Terrace", "STREET_ADDRESS"),
     ("DOB: 1985-03-12", "1985-03-12", "DATE_OF_BIRTH"),
     ("hello, my name is Priya Raghunathan", "Priya Raghunathan", "PERSON"),

@@ -124,7 +124,9 @@ def synthetic_released(
     return pl.concat([base, mids, tops], how="vertical_relaxed")
 
 
-def synthetic_flags(n_base: int, flagged: dict[int, list[str]], codes: dict[int, list[str]] | None = None) -> pl.DataFrame:
+def synthetic_flags(
+    n_base: int, flagged: dict[int, list[str]], codes: dict[int, list[str]] | None = None
+) -> pl.DataFrame:
     codes = codes or {}
     return pl.DataFrame(
         {

@@ -138,7 +138,14 @@ def _redacted_rows():
     ts = dt.datetime(2026, 11, 4, tzinfo=dt.UTC)
     return [
         {**CONVERSATION, "conversation_id": "ok", "timestamp": ts, "entities": [], "dropped_parts": 0},
-        {**CONVERSATION, "conversation_id": "broken", "timestamp": ts, "messages": [{"role": "user", "content": "BROKEN"}], "entities": [], "dropped_parts": 0},
+        {
+            **CONVERSATION,
+            "conversation_id": "broken",
+            "timestamp": ts,
+            "messages": [{"role": "user", "content": "BROKEN"}],
+            "entities": [],
+            "dropped_parts": 0,
+        },
     ]
 
 
@@ -181,11 +188,17 @@ def test_cache_key_changes_with_prompt_model_and_text(taxonomy):
     from summarize import extract
 
     key = extract.facet_cache_key(CONVERSATION["messages"], "m1", taxonomy, "llm")
-    assert key == extract.facet_cache_key(json.loads(json.dumps(CONVERSATION["messages"])), "m1", taxonomy, "llm")
+    assert key == extract.facet_cache_key(
+        json.loads(json.dumps(CONVERSATION["messages"])), "m1", taxonomy, "llm"
+    )
     assert key != extract.facet_cache_key(CONVERSATION["messages"], "m2", taxonomy, "llm")
     assert key != extract.facet_cache_key([{"role": "user", "content": "other"}], "m1", taxonomy, "llm")
-    assert key != extract.facet_cache_key(CONVERSATION["messages"], "m1", taxonomy, "llm", prompt_version="facets-v999")
-    assert key != extract.facet_cache_key(CONVERSATION["messages"], "m1", taxonomy, "examples:all-MiniLM-L6-v2:0123")
+    assert key != extract.facet_cache_key(
+        CONVERSATION["messages"], "m1", taxonomy, "llm", prompt_version="facets-v999"
+    )
+    assert key != extract.facet_cache_key(
+        CONVERSATION["messages"], "m1", taxonomy, "examples:all-MiniLM-L6-v2:0123"
+    )
 
 
 @pytest.mark.parametrize("version", ["facets-v1", "facets-v2", "facets-v999"])
@@ -197,7 +210,9 @@ def test_cache_key_of_an_older_prompt_version_is_stable_and_distinct(taxonomy, v
         CONVERSATION["messages"], "m1", taxonomy, "llm", prompt_version=extract.PROMPT_VERSION
     )
     older = extract.facet_cache_key(CONVERSATION["messages"], "m1", taxonomy, "llm", prompt_version=version)
-    assert older == extract.facet_cache_key(CONVERSATION["messages"], "m1", taxonomy, "llm", prompt_version=version)
+    assert older == extract.facet_cache_key(
+        CONVERSATION["messages"], "m1", taxonomy, "llm", prompt_version=version
+    )
     assert (older == current) == (version == extract.PROMPT_VERSION)
 
 
@@ -210,7 +225,9 @@ def test_vllm_client_payload_retries_and_auth(monkeypatch):
             return httpx.Response(503)
         return httpx.Response(200, json={"choices": [{"message": {"content": json.dumps(VALID)}}]})
 
-    llm = VLLMServerLLM("http://vllm:8000/v1", "qwen", api_key="s3cret", backoff_s=0, transport=httpx.MockTransport(handler))
+    llm = VLLMServerLLM(
+        "http://vllm:8000/v1", "qwen", api_key="s3cret", backoff_s=0, transport=httpx.MockTransport(handler)
+    )
     out = llm.generate_json(JsonRequest([{"role": "user", "content": "hi"}], {"type": "object"}))
     assert json.loads(out) == VALID and len(calls) == 2
     body = json.loads(calls[-1].content)
@@ -220,7 +237,11 @@ def test_vllm_client_payload_retries_and_auth(monkeypatch):
 
 def test_vllm_client_gives_up_with_llm_error():
     llm = VLLMServerLLM(
-        "http://vllm:8000/v1", "qwen", max_retries=1, backoff_s=0, transport=httpx.MockTransport(lambda r: httpx.Response(500))
+        "http://vllm:8000/v1",
+        "qwen",
+        max_retries=1,
+        backoff_s=0,
+        transport=httpx.MockTransport(lambda r: httpx.Response(500)),
     )
     with pytest.raises(LLMError, match="after 2 attempts"):
         llm.generate_json(JsonRequest([{"role": "user", "content": "hi"}], {"type": "object"}))
@@ -254,7 +275,10 @@ def test_default_embedded_model_rates_a_harmful_request_above_a_benign_one(taxon
 
     # XSTest's first contrast pair: the same verb about a program (safe) and about a person (unsafe).
     xstest = pl.read_csv(require_shared("xstest", "xstest_prompts.csv"))
-    pairs = {label: xstest.filter(pl.col("id") == i).row(0, named=True)["prompt"] for label, i in (("safe", 1), ("unsafe", 26))}
+    pairs = {
+        label: xstest.filter(pl.col("id") == i).row(0, named=True)["prompt"]
+        for label, i in (("safe", 1), ("unsafe", 26))
+    }
     conversations = [
         {**CONVERSATION, "conversation_id": label, "messages": [{"role": "user", "content": text}]}
         for label, text in pairs.items()
@@ -280,7 +304,9 @@ def test_invalid_taxonomy_is_a_startup_error(tmp_path):
     from summarize.taxonomy import TaxonomyError, load_taxonomy
 
     path = tmp_path / "bad.yaml"
-    path.write_text("name: x\ntitle: x\ncategories:\n  - {code: a, name: A, definition: d, severity: extreme}\n")
+    path.write_text(
+        "name: x\ntitle: x\ncategories:\n  - {code: a, name: A, definition: d, severity: extreme}\n"
+    )
     with pytest.raises(TaxonomyError, match="invalid"):
         load_taxonomy(str(path))
 

@@ -26,7 +26,15 @@ def unit(*v):
 
 
 def history_frame(rows):
-    return pl.DataFrame(rows, schema={"day": pl.Utf8, "track_id": pl.Utf8, "conversations": pl.Int64, "centroid": pl.List(pl.Float64)})
+    return pl.DataFrame(
+        rows,
+        schema={
+            "day": pl.Utf8,
+            "track_id": pl.Utf8,
+            "conversations": pl.Int64,
+            "centroid": pl.List(pl.Float64),
+        },
+    )
 
 
 def test_centroids_skip_noise_and_are_unit_norm():
@@ -39,8 +47,18 @@ def test_centroids_skip_noise_and_are_unit_norm():
 def test_link_reuses_matching_track_and_marks_new():
     history = history_frame(
         [
-            {"day": "2026-11-01", "track_id": "2026-11-01/0", "conversations": 5, "centroid": unit(1, 0, 0).tolist()},
-            {"day": "2026-11-01", "track_id": "2026-11-01/1", "conversations": 5, "centroid": unit(0, 1, 0).tolist()},
+            {
+                "day": "2026-11-01",
+                "track_id": "2026-11-01/0",
+                "conversations": 5,
+                "centroid": unit(1, 0, 0).tolist(),
+            },
+            {
+                "day": "2026-11-01",
+                "track_id": "2026-11-01/1",
+                "conversations": 5,
+                "centroid": unit(0, 1, 0).tolist(),
+            },
         ]
     )
     today = np.stack([unit(0, 0.98, 0.2), unit(0, 0, 1)])
@@ -61,7 +79,9 @@ def test_link_uses_latest_centroid_of_a_track():
 
 
 def clusters_frame(rows):
-    return pl.DataFrame(rows).with_columns(pl.col("cluster_id").cast(pl.Int64), pl.col("conversations").cast(pl.Int64))
+    return pl.DataFrame(rows).with_columns(
+        pl.col("cluster_id").cast(pl.Int64), pl.col("conversations").cast(pl.Int64)
+    )
 
 
 @pytest.mark.parametrize(
@@ -76,14 +96,37 @@ def clusters_frame(rows):
 def test_flag_rules(mean_concern, share, is_new, history_rows, flagged):
     clusters = clusters_frame(
         [
-            {"cluster_id": 0, "conversations": 12, "mean_concern": mean_concern, "share_concerning": share, "cat_ncr": 0, "cat_ipv": 0},
-            {"cluster_id": 1, "conversations": 28, "mean_concern": 1.0, "share_concerning": 0.0, "cat_ncr": 0, "cat_ipv": 0},
+            {
+                "cluster_id": 0,
+                "conversations": 12,
+                "mean_concern": mean_concern,
+                "share_concerning": share,
+                "cat_ncr": 0,
+                "cat_ipv": 0,
+            },
+            {
+                "cluster_id": 1,
+                "conversations": 28,
+                "mean_concern": 1.0,
+                "share_concerning": 0.0,
+                "cat_ncr": 0,
+                "cat_ipv": 0,
+            },
         ]
     )
-    tracks = pl.DataFrame({"cluster_id": [0, 1], "track_id": ["a" if not is_new else "new", "b"], "is_new": [is_new, False], "similarity": [None, 0.9]})
-    history = pl.DataFrame(
-        {"day": ["2026-11-01"] * 2, "track_id": ["a", "b"], "conversations": [1, 30]}
-    ) if history_rows else pl.DataFrame()
+    tracks = pl.DataFrame(
+        {
+            "cluster_id": [0, 1],
+            "track_id": ["a" if not is_new else "new", "b"],
+            "is_new": [is_new, False],
+            "similarity": [None, 0.9],
+        }
+    )
+    history = (
+        pl.DataFrame({"day": ["2026-11-01"] * 2, "track_id": ["a", "b"], "conversations": [1, 30]})
+        if history_rows
+        else pl.DataFrame()
+    )
     totals = {"2026-11-01": history_rows} if history_rows else {}
     flags = flag_clusters(clusters, tracks, history, 40, totals, SEVERITY, FlagRules())
     row = flags.filter(pl.col("cluster_id") == 0).row(0, named=True)
@@ -94,11 +137,24 @@ def test_flag_rules(mean_concern, share, is_new, history_rows, flagged):
 
 def test_growth_reason_cites_test_and_severity_counts():
     clusters = clusters_frame(
-        [{"cluster_id": 0, "conversations": 10, "mean_concern": 2.0, "share_concerning": 0.2, "cat_ncr": 8, "cat_ipv": 0}]
+        [
+            {
+                "cluster_id": 0,
+                "conversations": 10,
+                "mean_concern": 2.0,
+                "share_concerning": 0.2,
+                "cat_ncr": 8,
+                "cat_ipv": 0,
+            }
+        ]
     )
     tracks = pl.DataFrame({"cluster_id": [0], "track_id": ["a"], "is_new": [False], "similarity": [0.9]})
-    history = pl.DataFrame({"day": ["2026-11-01", "2026-11-02"], "track_id": ["a", "a"], "conversations": [1, 1]})
-    flags = flag_clusters(clusters, tracks, history, 20, {"2026-11-01": 50, "2026-11-02": 50}, SEVERITY, FlagRules())
+    history = pl.DataFrame(
+        {"day": ["2026-11-01", "2026-11-02"], "track_id": ["a", "a"], "conversations": [1, 1]}
+    )
+    flags = flag_clusters(
+        clusters, tracks, history, 20, {"2026-11-01": 50, "2026-11-02": 50}, SEVERITY, FlagRules()
+    )
     row = flags.row(0, named=True)
     assert row["flagged"]
     assert any("high-severity" in r for r in row["reasons"])
@@ -107,6 +163,7 @@ def test_growth_reason_cites_test_and_severity_counts():
 
 
 # --- coordination ----------------------------------------------------------------
+
 
 def day_facets(rows):
     """Facets and assignments from (cluster_id, account, request, minute) tuples."""
@@ -120,14 +177,21 @@ def day_facets(rows):
         },
         schema_overrides={"timestamp": pl.Datetime("us", "UTC")},
     )
-    assignments = pl.DataFrame({"conversation_id": facets["conversation_id"], "cluster_id": [r[0] for r in rows]})
+    assignments = pl.DataFrame(
+        {"conversation_id": facets["conversation_id"], "cluster_id": [r[0] for r in rows]}
+    )
     return facets, assignments
 
 
 def spread(cluster_id, n, requests, accounts=None, start=0.0, step=1440 / 10):
     """``n`` conversations of one cluster, cycling through ``requests``, one account each unless given."""
     return [
-        (cluster_id, accounts[i % len(accounts)] if accounts else f"acct{cluster_id}_{i}", requests[i % len(requests)], (start + i * step) % 1440)
+        (
+            cluster_id,
+            accounts[i % len(accounts)] if accounts else f"acct{cluster_id}_{i}",
+            requests[i % len(requests)],
+            (start + i * step) % 1440,
+        )
         for i in range(n)
     ]
 
@@ -152,10 +216,14 @@ def test_distinct_requests_group_normalised_copies(rows, distinct, accounts):
 
 
 def test_near_duplicate_requests_group_by_embedding_similarity():
-    facets, assignments = day_facets(spread(0, 4, ["make a weapon", "build a weapon", "bake bread", "knit a scarf"]))
+    facets, assignments = day_facets(
+        spread(0, 4, ["make a weapon", "build a weapon", "bake bread", "knit a scarf"])
+    )
     vectors = np.stack([unit(1, 0.05, 0), unit(1, 0, 0.05), unit(0, 1, 0), unit(0, 0, 1)])
     by_text = coordination_signals(facets, assignments, FlagRules())["distinct_requests"][0]
-    by_vector = coordination_signals(facets, assignments, FlagRules(request_similarity=0.95), request_vectors=vectors)
+    by_vector = coordination_signals(
+        facets, assignments, FlagRules(request_similarity=0.95), request_vectors=vectors
+    )
     assert (by_text, by_vector["distinct_requests"][0]) == (4, 3)
 
 
@@ -175,7 +243,11 @@ def test_new_account_share_against_trailing_window():
 def test_burst_against_the_days_traffic(burst_start, step, bursty):
     rows = spread(0, 12, ["same"], start=burst_start, step=step) + BACKGROUND
     facets, assignments = day_facets(rows)
-    signal = coordination_signals(facets, assignments, FlagRules()).filter(pl.col("cluster_id") == 0).row(0, named=True)
+    signal = (
+        coordination_signals(facets, assignments, FlagRules())
+        .filter(pl.col("cluster_id") == 0)
+        .row(0, named=True)
+    )
     assert (signal["burst_p"] < FlagRules().burst_alpha) is bursty
     assert signal["burst_conversations"] >= (12 if bursty else 1)
 
@@ -194,11 +266,27 @@ def coordination_case(rows, seen=None, **rules):
     n = sum(r[0] == 0 for r in rows)
     clusters = clusters_frame(
         [
-            {"cluster_id": 0, "conversations": n, "mean_concern": 4.5, "share_concerning": 0.9, "cat_ncr": 0, "cat_ipv": 0},
-            {"cluster_id": 9, "conversations": 40, "mean_concern": 1.0, "share_concerning": 0.0, "cat_ncr": 0, "cat_ipv": 0},
+            {
+                "cluster_id": 0,
+                "conversations": n,
+                "mean_concern": 4.5,
+                "share_concerning": 0.9,
+                "cat_ncr": 0,
+                "cat_ipv": 0,
+            },
+            {
+                "cluster_id": 9,
+                "conversations": 40,
+                "mean_concern": 1.0,
+                "share_concerning": 0.0,
+                "cat_ncr": 0,
+                "cat_ipv": 0,
+            },
         ]
     )
-    tracks = pl.DataFrame({"cluster_id": [0, 9], "track_id": ["a", "b"], "is_new": [False, False], "similarity": [0.9, 0.9]})
+    tracks = pl.DataFrame(
+        {"cluster_id": [0, 9], "track_id": ["a", "b"], "is_new": [False, False], "similarity": [0.9, 0.9]}
+    )
     # Same share as in the trailing window: neither new nor growing, so only coordination can flag.
     history = pl.DataFrame({"day": ["2026-11-01"] * 2, "track_id": ["a", "b"], "conversations": [n, 40]})
     flags = flag_clusters(clusters, tracks, history, n + 40, {"2026-11-01": n + 40}, SEVERITY, rule, signals)
@@ -208,12 +296,42 @@ def coordination_case(rows, seen=None, **rules):
 @pytest.mark.parametrize(
     ("rows", "seen", "rules", "flagged", "reason"),
     [
-        (spread(0, 10, ["one ask", "one ask!", "another ask"]), None, {}, True, "coordination: 10 accounts sent 2 distinct requests"),
-        (spread(0, 10, [f"ask {w}" for w in range(10)]), None, {}, False, None),  # all different, spread out: control
+        (
+            spread(0, 10, ["one ask", "one ask!", "another ask"]),
+            None,
+            {},
+            True,
+            "coordination: 10 accounts sent 2 distinct requests",
+        ),
+        (
+            spread(0, 10, [f"ask {w}" for w in range(10)]),
+            None,
+            {},
+            False,
+            None,
+        ),  # all different, spread out: control
         (spread(0, 10, ["one ask"], accounts=["a", "b", "c"]), None, {}, False, None),  # too few accounts
-        (spread(0, 10, [f"ask {w}" for w in range(10)], start=300, step=3), None, {}, True, "burst: 10 conversations within 60 min"),
-        (spread(0, 10, ["one ask"]), {f"acct0_{i}" for i in range(10)}, {"coordination_min_new_account_share": 0.5}, False, None),
-        (spread(0, 10, ["one ask"]), {"acct0_0"}, {"coordination_min_new_account_share": 0.5}, True, "90% of its 10 accounts not seen"),
+        (
+            spread(0, 10, [f"ask {w}" for w in range(10)], start=300, step=3),
+            None,
+            {},
+            True,
+            "burst: 10 conversations within 60 min",
+        ),
+        (
+            spread(0, 10, ["one ask"]),
+            {f"acct0_{i}" for i in range(10)},
+            {"coordination_min_new_account_share": 0.5},
+            False,
+            None,
+        ),
+        (
+            spread(0, 10, ["one ask"]),
+            {"acct0_0"},
+            {"coordination_min_new_account_share": 0.5},
+            True,
+            "90% of its 10 accounts not seen",
+        ),
     ],
 )
 def test_coordination_rule(rows, seen, rules, flagged, reason):
@@ -228,9 +346,25 @@ def test_coordination_rule(rows, seen, rules, flagged, reason):
 def test_coordination_needs_concern():
     facets, assignments = day_facets(spread(0, 10, ["one ask"]))
     signals = coordination_signals(facets, assignments, FlagRules())
-    clusters = clusters_frame([{"cluster_id": 0, "conversations": 10, "mean_concern": 1.0, "share_concerning": 0.0, "cat_ncr": 0, "cat_ipv": 0}])
-    tracks = pl.DataFrame({"cluster_id": [0], "track_id": ["a"], "is_new": [True], "similarity": [None]}, schema_overrides={"similarity": pl.Float64})
-    row = flag_clusters(clusters, tracks, pl.DataFrame(), 10, {}, SEVERITY, FlagRules(), signals).row(0, named=True)
+    clusters = clusters_frame(
+        [
+            {
+                "cluster_id": 0,
+                "conversations": 10,
+                "mean_concern": 1.0,
+                "share_concerning": 0.0,
+                "cat_ncr": 0,
+                "cat_ipv": 0,
+            }
+        ]
+    )
+    tracks = pl.DataFrame(
+        {"cluster_id": [0], "track_id": ["a"], "is_new": [True], "similarity": [None]},
+        schema_overrides={"similarity": pl.Float64},
+    )
+    row = flag_clusters(clusters, tracks, pl.DataFrame(), 10, {}, SEVERITY, FlagRules(), signals).row(
+        0, named=True
+    )
     assert row["coordinated"] and not row["flagged"] and row["reasons"] == []
 
 
@@ -265,17 +399,23 @@ def write_day_state(state_dir, day, sizes):
                 }
             )
             labels.append(cid)
-    facets = pl.DataFrame(rows, schema_overrides={"categories": pl.List(pl.Utf8), "timestamp": pl.Datetime("us", "UTC")})
+    facets = pl.DataFrame(
+        rows, schema_overrides={"categories": pl.List(pl.Utf8), "timestamp": pl.Datetime("us", "UTC")}
+    )
     assignments = assignments_frame(facets, np.array(labels), day)
     names = [NamedCluster(c, f"c{c}", "", "fallback") for c in range(len(sizes))]
     facets.write_parquet(day_state / stages.FACETS)
     assignments.write_parquet(day_state / stages.ASSIGNMENTS)
     table = cluster_table(facets, assignments, names, ["ncr", "ipv"], day)
-    for name in {stages.CLUSTERS, getattr(stages, "BASE", stages.CLUSTERS)}:  # base rows only: they are the whole table here
+    for name in {
+        stages.CLUSTERS,
+        getattr(stages, "BASE", stages.CLUSTERS),
+    }:  # base rows only: they are the whole table here
         table.write_parquet(day_state / name)
     centres = [unit(*np.eye(8)[axis] + 0.05 * np.eye(8)[(axis + 1) % 8]).tolist() for axis in sorted(sizes)]
     pl.DataFrame(
-        {"cluster_id": list(range(len(sizes))), "centroid": centres}, schema={"cluster_id": pl.Int64, "centroid": pl.List(pl.Float64)}
+        {"cluster_id": list(range(len(sizes))), "centroid": centres},
+        schema={"cluster_id": pl.Int64, "centroid": pl.List(pl.Float64)},
     ).write_parquet(day_state / stages.CENTROIDS)
 
 
@@ -286,7 +426,9 @@ def run_tracks(state_dir, days):
     from assets import stages
     from assets.definitions import local_resources
 
-    resources = local_resources(input_dir=str(state_dir / "in"), out_dir=str(state_dir / "out"), state_dir=str(state_dir))
+    resources = local_resources(
+        input_dir=str(state_dir / "in"), out_dir=str(state_dir / "out"), state_dir=str(state_dir)
+    )
     for day in days:
         assert dg.materialize([stages.cluster_tracks], partition_key=day, resources=resources).success
     return {day: pl.read_parquet(state_dir / day / stages.FLAGS).sort("cluster_id") for day in days}
@@ -305,7 +447,11 @@ def test_backfill_over_three_partitions_equals_three_single_runs(tmp_path):
         for day, sizes in plan.items():
             write_day_state(tmp_path / folder, day, sizes)
     # A backfill runs days in partition order: cluster_tracks depends on its own previous partition.
-    [self_dep] = [d for d in stages.cluster_tracks.specs_by_key[stages.cluster_tracks.key].deps if d.asset_key == stages.cluster_tracks.key]
+    [self_dep] = [
+        d
+        for d in stages.cluster_tracks.specs_by_key[stages.cluster_tracks.key].deps
+        if d.asset_key == stages.cluster_tracks.key
+    ]
     assert self_dep.partition_mapping.start_offset == -1
 
     singles = {day: run_tracks(tmp_path / "single", [day])[day] for day in BACKFILL_DAYS}

@@ -47,7 +47,11 @@ class AddressBlockRecognizer(EntityRecognizer):
     """Grows street-line matches into the whole postal address block."""
 
     def __init__(self) -> None:
-        super().__init__(supported_entities=["STREET_ADDRESS"], name="LookoutAddressBlockRecognizer", supported_language="en")
+        super().__init__(
+            supported_entities=["STREET_ADDRESS"],
+            name="LookoutAddressBlockRecognizer",
+            supported_language="en",
+        )
         anchor = street_address.build()
         self._anchors = [regex.compile(p.regex, anchor.global_regex_flags) for p in anchor.patterns]
 
@@ -87,7 +91,12 @@ class AddressBlockRecognizer(EntityRecognizer):
             # Grow up over addressee lines only when the street starts its line.
             if not text[line_start:m_start].strip():
                 probe = index - 1
-                while probe >= 0 and index - probe <= MAX_LINES_ABOVE and lines[probe][2].strip() and _address_like(lines[probe][2], lowercase):
+                while (
+                    probe >= 0
+                    and index - probe <= MAX_LINES_ABOVE
+                    and lines[probe][2].strip()
+                    and _address_like(lines[probe][2], lowercase)
+                ):
                     above = lines[probe]
                     start = above[0] + len(above[2]) - len(above[2].lstrip())
                     probe -= 1

@@ -11,8 +11,16 @@ def build():
         "AGE",
         [
             ("age_with_unit", rf"\b{AGE}(?=[\s-]*(?:years?|yrs?)[\s-]*old\b|\s*y/?o\b|-year-old\b)", 0.75),
-            ("age_stated", rf"(?<=\b(?:i\s+am|i'm|im|he\s+is|she\s+is|he's|she's)\s+){AGE}(?=\s*(?:[.,!?;)](?!\d)|$|and\b|now\b|this\s+year\b))", 0.6),
-            ("age_after_verb", rf"(?<=\b(?:aged|turned|turning|turns|age|age\s+of)\s*[:=]?\s*){AGE}\b(?![.,]\d|\s*(?:%|percent|degrees|km|kg|miles|minutes|hours|days))", 0.6),
+            (
+                "age_stated",
+                rf"(?<=\b(?:i\s+am|i'm|im|he\s+is|she\s+is|he's|she's)\s+){AGE}(?=\s*(?:[.,!?;)](?!\d)|$|and\b|now\b|this\s+year\b))",
+                0.6,
+            ),
+            (
+                "age_after_verb",
+                rf"(?<=\b(?:aged|turned|turning|turns|age|age\s+of)\s*[:=]?\s*){AGE}\b(?![.,]\d|\s*(?:%|percent|degrees|km|kg|miles|minutes|hours|days))",
+                0.6,
+            ),
         ],
         case_sensitive=False,
     )

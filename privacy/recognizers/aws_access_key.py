@@ -9,6 +9,10 @@ def build():
         "AWS_KEY",
         [
             ("aws_access_key_id", r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA)[0-9A-Z]{16}\b", 0.9),
-            ("aws_secret_assignment", r"(?i)(?<=aws_secret_access_key\s*[=:]\s*[\"']?)[A-Za-z0-9/+=]{40}\b", 0.9),
+            (
+                "aws_secret_assignment",
+                r"(?i)(?<=aws_secret_access_key\s*[=:]\s*[\"']?)[A-Za-z0-9/+=]{40}\b",
+                0.9,
+            ),
         ],
     )

@@ -7,5 +7,11 @@ def build():
     """The recognizer."""
     return pattern_recognizer(
         "BEARER_TOKEN",
-        [("authorization_header", r"(?i)(?<=\b(?:bearer|basic|token)\s)(?=[^\s\"'<>`]*\d)[^\s\"'<>`]{8,}", 0.85)],
+        [
+            (
+                "authorization_header",
+                r"(?i)(?<=\b(?:bearer|basic|token)\s)(?=[^\s\"'<>`]*\d)[^\s\"'<>`]{8,}",
+                0.85,
+            )
+        ],
     )

@@ -13,6 +13,12 @@ def build():
     """The recognizer."""
     return pattern_recognizer(
         "DATE_OF_BIRTH",
-        [("labelled_birth_date", rf"(?i)(?<=\b(?:born(?:\s+on)?|d\.?o\.?b\.?|date\s+of\s+birth|birthday(?:\s+is)?)\s*[:\-]?\s*){DATE}", 0.9)],
+        [
+            (
+                "labelled_birth_date",
+                rf"(?i)(?<=\b(?:born(?:\s+on)?|d\.?o\.?b\.?|date\s+of\s+birth|birthday(?:\s+is)?)\s*[:\-]?\s*){DATE}",
+                0.9,
+            )
+        ],
         case_sensitive=False,
     )

@@ -25,5 +25,11 @@ def build():
     """The recognizer."""
     return pattern_recognizer(
         "ZIP_CODE",
-        [("labelled_postal_code", rf"(?i:(?<=\b{LABEL}\s*(?:is\s+)?[:#=\-]?\s*)){POSTAL_CODE}(?![\w-])", 0.7)],
+        [
+            (
+                "labelled_postal_code",
+                rf"(?i:(?<=\b{LABEL}\s*(?:is\s+)?[:#=\-]?\s*)){POSTAL_CODE}(?![\w-])",
+                0.7,
+            )
+        ],
     )

@@ -97,7 +97,9 @@ def dequantized_model(source: Path):
         matrix = ((values.astype(np.float32) - 8.0) * scales).reshape(n, -1)[:, :k]  # default zero point 8
         name = f"{node.input[1]}_float"
         model.graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(matrix.T), name))
-        nodes.append(helper.make_node("MatMul", [node.input[0], name], list(node.output), name=f"{node.name}_float"))
+        nodes.append(
+            helper.make_node("MatMul", [node.input[0], name], list(node.output), name=f"{node.name}_float")
+        )
         unpacked.update(node.input[1:])
     del model.graph.node[:]
     model.graph.node.extend(nodes)
@@ -173,7 +175,9 @@ def whole_words(text: str, start: int, end: int) -> tuple[int, int]:
     return grown_start, grown_end
 
 
-def plausible(text: str, start: int, end: int, entity: str, prob: float, spans: list[tuple[int, int, str, float]]) -> bool:
+def plausible(
+    text: str, start: int, end: int, entity: str, prob: float, spans: list[tuple[int, int, str, float]]
+) -> bool:
     """Whether a model span reads as the entity; prunes what it gets wrong on chat text.
 
     Names and places need a letter (places in lower case, high confidence); a street
@@ -184,12 +188,18 @@ def plausible(text: str, start: int, end: int, entity: str, prob: float, spans: 
     if entity == "PERSON":  # people write names in lower case too
         return any(c.isalpha() for c in value) and len(value) > 1
     if entity == "LOCATION":  # a lower-case "place" is mostly a product name ("flutter")
-        return any(c.isalpha() for c in value) and len(value) > 1 and (value != value.lower() or prob >= MIN_LOWERCASE_PROBABILITY)
+        return (
+            any(c.isalpha() for c in value)
+            and len(value) > 1
+            and (value != value.lower() or prob >= MIN_LOWERCASE_PROBABILITY)
+        )
     if entity == "STREET_ADDRESS":
         return any(c.isalpha() for c in value)
     if entity == "ZIP_CODE":
         line_start, line_end = text.rfind("\n", 0, start) + 1, text.find("\n", end) % (len(text) + 1)
-        near = any(t in ("STREET_ADDRESS", "LOCATION") and line_start <= s and e <= line_end for s, e, t, _ in spans)
+        near = any(
+            t in ("STREET_ADDRESS", "LOCATION") and line_start <= s and e <= line_end for s, e, t, _ in spans
+        )
         return sum(c.isdigit() for c in value) >= 3 and near
     return True
 
@@ -209,7 +219,9 @@ class RampartRecognizer(EntityRecognizer):
             raise ValueError(f"precision must be 'int8' or 'q4', not {precision!r}")
         self.precision = precision
         super().__init__(
-            supported_entities=sorted(set(LABELS.values())), name="LookoutRampartRecognizer", supported_language="en"
+            supported_entities=sorted(set(LABELS.values())),
+            name="LookoutRampartRecognizer",
+            supported_language="en",
         )
 
     def load(self) -> None:
@@ -286,12 +298,19 @@ class RampartRecognizer(EntityRecognizer):
         if entities and not set(entities) & set(self.supported_entities):
             return [[] for _ in texts]
         views = list(views) if views is not None else [prose_view(text) for text in texts]
-        encodings = [self.tokenizer.encode(view, add_special_tokens=False) if view.strip() else None for view in views]
+        encodings = [
+            self.tokenizer.encode(view, add_special_tokens=False) if view.strip() else None for view in views
+        ]
         jobs = [  # (text index, window start, window end)
-            (i, start, end) for i, enc in enumerate(encodings) if enc is not None for start, end in self._windows(len(enc.ids))
+            (i, start, end)
+            for i, enc in enumerate(encodings)
+            if enc is not None
+            for start, end in self._windows(len(enc.ids))
         ]
         jobs.sort(key=lambda job: job[2] - job[1])
-        labels: list[list[tuple[str, float] | None]] = [[None] * len(enc.ids) if enc else [] for enc in encodings]
+        labels: list[list[tuple[str, float] | None]] = [
+            [None] * len(enc.ids) if enc else [] for enc in encodings
+        ]
         for first in range(0, len(jobs), BATCH_WINDOWS):
             batch = jobs[first : first + BATCH_WINDOWS]
             predictions = self._classify([encodings[i].ids[start:end] for i, start, end in batch])  # type: ignore[union-attr]
@@ -300,7 +319,8 @@ class RampartRecognizer(EntityRecognizer):
                     if labels[i][j] is None or labels[i][j][1] < p:  # type: ignore[index]  # overlap: keep the surer label
                         labels[i][j] = (self.id2label[int(k)], float(p))
         return [
-            self._spans(views[i], enc.offsets, labels[i], entities) if enc else [] for i, enc in enumerate(encodings)
+            self._spans(views[i], enc.offsets, labels[i], entities) if enc else []
+            for i, enc in enumerate(encodings)
         ]
 
     def _spans(self, view: str, offsets, labels, entities: list[str] | None) -> list[RecognizerResult]:

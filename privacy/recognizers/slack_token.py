@@ -10,7 +10,11 @@ def build():
         [
             ("slack_token", r"\bxox(?:[abposr]|e\.xox[bp])-[0-9A-Za-z\-]{10,}", 0.9),
             ("slack_app_token", r"\bxapp-\d-[A-Z0-9]+-\d+-[0-9a-f]+\b", 0.9),
-            ("slack_webhook", r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_\-]+", 0.9),
+            (
+                "slack_webhook",
+                r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_\-]+",
+                0.9,
+            ),
         ],
         name="SlackToken",
     )

@@ -9,5 +9,11 @@ def build():
     """The recognizer."""
     return pattern_recognizer(
         "PERSON",
-        [("stated_name", rf"(?<=\b(?:[Mm]y name is|[Mm]y name's|[Cc]all me|[Tt]his is|[Ii] am called|[Ss]igned,?)\s+){NAME}", 0.85)],
+        [
+            (
+                "stated_name",
+                rf"(?<=\b(?:[Mm]y name is|[Mm]y name's|[Cc]all me|[Tt]his is|[Ii] am called|[Ss]igned,?)\s+){NAME}",
+                0.85,
+            )
+        ],
     )

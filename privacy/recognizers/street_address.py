@@ -11,11 +11,11 @@
 from privacy.recognizers._patterns import pattern_recognizer
 
 # Street types written as separate words (English, French, Spanish...): any case...
-STREET_TYPES = "street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|pkwy|hwy|strasse|straße|rue|calle|katu|gatan|vej"
-# ...and those that are also everyday words ("row", "way"), capitalised only.
-WORD_TYPES = (
-    "Drive|Dr|Court|Ct|Place|Pl|Square|Sq|Terrace|Way|Parkway|Highway|Circle|Cir|Trail|Crescent|Cres|Close|Grove|Row|Walk|Via"
+STREET_TYPES = (
+    "street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|pkwy|hwy|strasse|straße|rue|calle|katu|gatan|vej"
 )
+# ...and those that are also everyday words ("row", "way"), capitalised only.
+WORD_TYPES = "Drive|Dr|Court|Ct|Place|Pl|Square|Sq|Terrace|Way|Parkway|Highway|Circle|Cir|Trail|Crescent|Cres|Close|Grove|Row|Walk|Via"
 # Street types joined to the name (Germanic, Nordic, Finnic, Dutch): "Wingertweg", "Søndergade".
 JOINED_TYPES = (
     "straße|strasse|str|gasse|weg|allee|platz|ring|damm|ufer|steig|pfad|"
@@ -48,9 +48,21 @@ def build():
                 r"(?:,?\s*(?i:apt|apartment|suite|ste|unit|#)\.?\s*\w+)?",
                 0.6,
             ),
-            ("joined_type_then_number", rf"\b{LEADING_NUMBER}(?:{NAME_WORD}[ \t]+){{0,3}}\p{{L}}+(?i:{JOINED_TYPES})\.?[ \t]+{HOUSE_NUMBER}\b", 0.6),
-            ("separate_type_then_number", rf"\b(?:\p{{Lu}}[\p{{L}}'.\-]*[ \t]+){{1,3}}(?:{TITLE_TYPES})\.?[ \t]+{HOUSE_NUMBER}\b", 0.45),
-            ("prefix_type_then_number", rf"\b{LEADING_NUMBER}(?:{PREFIX_TYPES})[ \t]+(?:{NAME_WORD}\.?[ \t]+){{1,5}}{HOUSE_NUMBER}\b", 0.6),
+            (
+                "joined_type_then_number",
+                rf"\b{LEADING_NUMBER}(?:{NAME_WORD}[ \t]+){{0,3}}\p{{L}}+(?i:{JOINED_TYPES})\.?[ \t]+{HOUSE_NUMBER}\b",
+                0.6,
+            ),
+            (
+                "separate_type_then_number",
+                rf"\b(?:\p{{Lu}}[\p{{L}}'.\-]*[ \t]+){{1,3}}(?:{TITLE_TYPES})\.?[ \t]+{HOUSE_NUMBER}\b",
+                0.45,
+            ),
+            (
+                "prefix_type_then_number",
+                rf"\b{LEADING_NUMBER}(?:{PREFIX_TYPES})[ \t]+(?:{NAME_WORD}\.?[ \t]+){{1,5}}{HOUSE_NUMBER}\b",
+                0.6,
+            ),
             # "<building number> <street name> <number>" ending a line or followed by ", <City>".
             (
                 "number_street_number",
@@ -58,8 +70,16 @@ def build():
                 0.5,
             ),
             # A whole line "<house number> <street name> <number>", as in an address block.
-            ("number_street_number_line", rf"^[ \t]*\d{{1,6}}[ \t]+(?:{NAME_WORD}\.?[ \t]+){{1,4}}\d{{1,4}}[A-Za-z]?\.?[ \t]*$", 0.5),
-            ("secondary_unit", r"\b(?:Apt|Apartment|Suite|Ste|Unit|Flat|Floor|Fl|Room|Rm|Bldg|Building)\.?\s*#?\s*\d{1,5}[A-Za-z]?\b", 0.45),
+            (
+                "number_street_number_line",
+                rf"^[ \t]*\d{{1,6}}[ \t]+(?:{NAME_WORD}\.?[ \t]+){{1,4}}\d{{1,4}}[A-Za-z]?\.?[ \t]*$",
+                0.5,
+            ),
+            (
+                "secondary_unit",
+                r"\b(?:Apt|Apartment|Suite|Ste|Unit|Flat|Floor|Fl|Room|Rm|Bldg|Building)\.?\s*#?\s*\d{1,5}[A-Za-z]?\b",
+                0.45,
+            ),
             ("po_box", r"\b(?i:p\.?\s?o\.?\s*box|post\s+office\s+box)\s*\d{1,6}\b", 0.6),
             ("military_unit", r"\b(?:PSC|CMR|Unit)\s+\d{3,5},?\s+Box\s+\d{1,5}\b", 0.6),
             ("military_post", r"\b(?:APO|FPO|DPO)\s+(?:AA|AE|AP)\s+\d{5}\b", 0.7),
