@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
@@ -27,7 +27,10 @@ from summarize.embedded import DEFAULT_MODEL
 from summarize.llm import LLM, LLMSpec
 from summarize.taxonomy import Taxonomy, load_taxonomy
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 
 class LookoutPaths(dg.ConfigurableResource):
@@ -269,7 +272,7 @@ class EmbedderResource(dg.ConfigurableResource):
 
 def _build(cls: type[T], resource: dg.ConfigurableResource) -> T:
     """A core config dataclass from the resource fields of the same names."""
-    return cls(**{f.name: getattr(resource, f.name) for f in dataclasses.fields(cls)})  # type: ignore[arg-type]
+    return cls(**{f.name: getattr(resource, f.name) for f in dataclasses.fields(cls)})
 
 
 class ClusteringConfigResource(dg.ConfigurableResource):

@@ -35,7 +35,10 @@ class NerEngineError(RuntimeError):
 class NerEngine(abc.ABC):
     """Builds the Presidio NLP engine that supplies named entities."""
 
-    name: str
+    @property
+    @abc.abstractmethod
+    def name(self) -> str:
+        """Engine name for metadata."""
 
     @abc.abstractmethod
     def create(self) -> NlpEngine:
@@ -89,10 +92,8 @@ class _ExcludingSpacyNlpEngine(SpacyNlpEngine):
 
     def load(self) -> None:
         """Load each model (installed package or directory); never downloads."""
-        # Presidio leaves ``nlp`` unannotated (``self.nlp = None``), so mypy infers ``None``.
-        self.nlp = {
-            m["lang_code"]: spacy.load(m["model_name"], exclude=list(self.exclude)) for m in self.models
-        }  # type: ignore[assignment]
+        nlp = {m["lang_code"]: spacy.load(m["model_name"], exclude=list(self.exclude)) for m in self.models}
+        self.nlp = nlp  # type: ignore[assignment]  # presidio's unannotated `self.nlp = None` reads as type None
 
     def _doc_to_nlp_artifact(self, doc: Doc, language: str) -> NlpArtifacts:
         """Presidio's artifacts, with the lower-cased word as lemma where no lemmatizer ran."""
@@ -136,7 +137,7 @@ class SpacyNerEngine(NerEngine):
     exclude: tuple[str, ...] = EXCLUDED_COMPONENTS
 
     @property
-    def name(self) -> str:  # type: ignore[override]
+    def name(self) -> str:
         """Engine name for metadata."""
         return f"spacy:{self.model}"
 

@@ -168,18 +168,18 @@ class FacetExtractor:
         self, conversations: Sequence[dict[str, Any]], results: list[FacetOutput | None]
     ) -> None:
         """Keep categories only on conversations rated above benign; the matcher picks which."""
-        flagged = []
+        flagged: list[tuple[int, FacetOutput]] = []
         for i, facets in enumerate(results):
             if facets is None:
                 continue
             if facets.categories and facets.concerning >= MIN_CONCERN_FOR_CATEGORY:
-                flagged.append(i)
+                flagged.append((i, facets))
             else:
                 facets.categories = []
         if self.matcher is not None and flagged:
-            best = self.matcher.best([user_text(conversations[i]["messages"]) for i in flagged])
-            for i, code in zip(flagged, best, strict=True):
-                results[i].categories = [code] if code else []  # type: ignore[union-attr]
+            best = self.matcher.best([user_text(conversations[i]["messages"]) for i, _ in flagged])
+            for (_, facets), code in zip(flagged, best, strict=True):
+                facets.categories = [code] if code else []
 
     def _row(
         self, conversation: dict[str, Any], facets: FacetOutput, probs: dict[int, float] | None

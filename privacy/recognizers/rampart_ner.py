@@ -308,15 +308,17 @@ class RampartRecognizer(EntityRecognizer):
             for start, end in self._windows(len(enc.ids))
         ]
         jobs.sort(key=lambda job: job[2] - job[1])
+        token_ids = [enc.ids if enc is not None else [] for enc in encodings]
         labels: list[list[tuple[str, float] | None]] = [
             [None] * len(enc.ids) if enc else [] for enc in encodings
         ]
         for first in range(0, len(jobs), BATCH_WINDOWS):
             batch = jobs[first : first + BATCH_WINDOWS]
-            predictions = self._classify([encodings[i].ids[start:end] for i, start, end in batch])  # type: ignore[union-attr]
+            predictions = self._classify([token_ids[i][start:end] for i, start, end in batch])
             for (i, start, _), (best, prob) in zip(batch, predictions, strict=True):
                 for j, (k, p) in enumerate(zip(best, prob, strict=True), start=start):
-                    if labels[i][j] is None or labels[i][j][1] < p:  # type: ignore[index]  # overlap: keep the surer label
+                    current = labels[i][j]
+                    if current is None or current[1] < p:  # overlap: keep the surer label
                         labels[i][j] = (self.id2label[int(k)], float(p))
         return [
             self._spans(views[i], enc.offsets, labels[i], entities) if enc else []
