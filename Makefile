@@ -60,9 +60,11 @@ bench: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m benchmarks.flagging
 	$(PY) -m benchmarks.scale
 
+# mypy checks the packages listed in pyproject.toml ([tool.mypy] files).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check assets clustering pipelines privacy reporting summarize
+	$(VENV)/bin/ruff format --check assets clustering pipelines privacy reporting summarize benchmarks tests
+	$(VENV)/bin/mypy
 
 # The Dagster UI with the same definitions; SIGTERM stops it cleanly.
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
