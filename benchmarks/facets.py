@@ -333,6 +333,7 @@ def run_lookout(
                     "concerning": row["concerning"],
                     "concern_score": row["concern_score"],
                     "concern_score_source": row["concern_score_source"],
+                    "category_match": row["category_match"],
                     "concern_probs": recorder.value_probs.get(prompt[-1]["content"]),
                     "categories": row["categories"],
                     "llm_categories": own.categories if own.concerning >= MIN_CONCERN_FOR_CATEGORY else [],
@@ -648,7 +649,15 @@ def _write_items(
     rows = []
     for item, pred in zip(items, predictions, strict=True):
         label = {k: item[k] for k in ("unsafe", "hazard", "lang") if k in item}
-        fields = ("concerning", "concern_score", "concern_probs", "categories", "llm_categories", "language")
+        fields = (
+            "concerning",
+            "concern_score",
+            "concern_probs",
+            "category_match",
+            "categories",
+            "llm_categories",
+            "language",
+        )
         kept = {k: pred[k] for k in fields if k in pred} if pred else None
         rows.append({"id": item["id"], "dataset": item["dataset"], **label, "prediction": kept})
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -752,6 +761,32 @@ def _stored(path: Path) -> tuple[str, list[dict], list[dict | None]]:
         items.append({k: v for k, v in row.items() if k != "prediction"})
         predictions.append(pred)
     return stored["model"], items, predictions
+
+
+def _rematch(items: Sequence[dict], predictions: Sequence[dict | None]) -> tuple[list[dict | None], str]:
+    """Stored predictions with ``category_match`` and ``concern_score`` from today's matcher and blend.
+
+    Returns the predictions and the matcher's categorizer id.
+
+    The model's answers (its concern distribution) are unchanged; the matcher reads
+    the items' text, so this equals a rerun of the facet stage with the current
+    ``summarize.categories`` settings.
+    """
+    from clustering.embed import SentenceTransformerEmbedder
+    from summarize.categories import CategoryMatcher, blend_concern, user_text
+    from summarize.facets import concern_score
+    from summarize.taxonomy import load_taxonomy
+
+    matcher = CategoryMatcher(load_taxonomy(), SentenceTransformerEmbedder())
+    _, matches = matcher.match([user_text(it["messages"]) for it in items])
+    out: list[dict | None] = []
+    for pred, match in zip(predictions, matches, strict=True):
+        if pred is None:
+            out.append(None)
+            continue
+        model_score = concern_score(pred["concerning"], pred["concern_probs"])[0]
+        out.append({**pred, "category_match": match, "concern_score": blend_concern(model_score, match)})
+    return out, matcher.id
 
 
 def _paired(path: Path, items: Sequence[dict], predictions: Sequence[dict | None]) -> dict[str, Any]:
@@ -908,10 +943,15 @@ def main(argv: list[str] | None = None) -> None:
         stats = {
             k: v for k, v in previous.items() if not k.startswith(CONCERN_METRICS)
         }  # the run's other figures
+        if args.categories == "examples":  # the matcher's part of concern_score, from the items' text
+            predictions, categorizer = _rematch(items, predictions)
         pairs = [(it, p) for it, p in zip(stored_items, predictions, strict=True) if "unsafe" in it]
         fresh = score([it for it, _ in pairs], [p for _, p in pairs])
         row = {**stats, "model": model, **{k: v for k, v in fresh.items() if k.startswith(CONCERN_METRICS)}}
         row["concern_metrics_rescored_from_stored_predictions"] = True
+        if args.categories == "examples":
+            row["concern_score_rematched"] = True
+            row["categorizer"] = categorizer
         if args.paired_with:
             row["paired"] = _paired(Path(args.paired_with), stored_items, predictions)
         results["lookout"] = _round(row)

@@ -55,6 +55,7 @@ FACETS_SCHEMA = pa.schema(
         ("concerning", pa.int64()),
         ("concern_score", pa.float64()),
         ("concern_score_source", pa.string()),
+        ("category_match", pa.float64()),
         ("categories", pa.list_(pa.string())),
         ("language", pa.string()),
         ("turns", pa.int64()),

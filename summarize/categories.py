@@ -31,6 +31,12 @@ TOP_PROTOTYPES = 2  # a category's score: the mean similarity of its closest pro
 # sets: at 0.20 it keeps 95% of HarmBench and StrongREJECT requests, 22% of Arena-Hard prompts.
 MIN_MATCH_SCORE = 0.20
 MATCH_CHARS = 1000  # user text matched (the embedder reads about 256 word pieces)
+# concern_score blends the model's expected concern with the best category score on the
+# same 1-5 scale (1 at a score of 0, 5 at MATCH_FULL_SCORE and above). The weight was
+# chosen on 120 moderation prompts disjoint from the facet benchmark's sample (1.5B):
+# AUPRC 0.79 for the model alone, 0.84 at 0.4 (the smallest weight within 0.01 of the best).
+CONCERN_MATCH_WEIGHT = 0.4
+MATCH_FULL_SCORE = 0.6  # fixed before tuning
 
 
 def prototypes(taxonomy: Taxonomy) -> tuple[list[str], list[str]]:
@@ -53,9 +59,19 @@ def categorizer_id(taxonomy: Taxonomy, method: CategoryMethod, embedder_name: st
         raise ValueError(f"unknown category method {method!r}; choose one of {CATEGORY_METHODS}")
     if method == "llm":
         return "llm"
-    settings = [prototypes(taxonomy), TOP_PROTOTYPES, MIN_MATCH_SCORE]
+    settings = [prototypes(taxonomy), TOP_PROTOTYPES, MIN_MATCH_SCORE, CONCERN_MATCH_WEIGHT, MATCH_FULL_SCORE]
     digest = hashlib.sha256(json.dumps(settings).encode("utf-8")).hexdigest()[:16]
     return f"examples:{embedder_name}:{digest}"
+
+
+def match_concern(score: float, full: float = MATCH_FULL_SCORE) -> float:
+    """A best category score on the 1-5 concern scale: 1 at 0 or below, 5 at ``full`` and above."""
+    return 1.0 + 4.0 * min(max(score / full, 0.0), 1.0)
+
+
+def blend_concern(model_score: float, match: float, weight: float = CONCERN_MATCH_WEIGHT) -> float:
+    """``concern_score`` from the model's expected concern and the best category score (both 1-5)."""
+    return (1.0 - weight) * model_score + weight * match_concern(match)
 
 
 def user_text(messages: Sequence[dict[str, Any]], limit: int | None = MATCH_CHARS) -> str:
@@ -103,10 +119,16 @@ class CategoryMatcher:
             out[:, j] = own.mean(axis=1)
         return out
 
+    def match(self, texts: Sequence[str]) -> tuple[list[str | None], list[float]]:
+        """Each text's best-scoring category code (``None`` below ``min_score``) and its score."""
+        scores = self.scores(texts)
+        if not len(scores):
+            return [], []
+        best = scores.argmax(axis=1)
+        top = [float(row[j]) for row, j in zip(scores, best, strict=True)]
+        codes = [self.codes[int(j)] if s >= self.min_score else None for j, s in zip(best, top, strict=True)]
+        return codes, top
+
     def best(self, texts: Sequence[str]) -> list[str | None]:
         """The best-scoring category code of each text, or ``None`` below ``min_score``."""
-        scores = self.scores(texts)
-        return [
-            self.codes[int(j)] if row[j] >= self.min_score else None
-            for row, j in zip(scores, scores.argmax(axis=1), strict=True)
-        ]
+        return self.match(texts)[0]

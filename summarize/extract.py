@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from summarize.categories import MIN_CONCERN_FOR_CATEGORY, CategoryMatcher, user_text
+from summarize.categories import MIN_CONCERN_FOR_CATEGORY, CategoryMatcher, blend_concern, user_text
 from summarize.facets import (
     CONCERN_FIELD,
     CONCERN_VALUES,
@@ -88,8 +88,10 @@ class FacetExtractor:
     ``concern_score`` in [1, 5]: the expected concern under the model's
     next-token distribution over 1-5 where the value is written, when the
     backend can read it (``concern_score_source = "token_probs"``); else
-    ``float(concerning)`` (``"integer"``). The float ranks conversations
-    without the integer's ties.
+    ``float(concerning)`` (``"integer"``). With a ``matcher``, that is blended
+    with how close the user's turns are to the taxonomy's categories
+    (``category_match``, the best category score; ``summarize.categories.blend_concern``).
+    The float ranks conversations without the integer's ties.
 
     ``categories`` are set only where the model named a category and rated the
     conversation ``MIN_CONCERN_FOR_CATEGORY`` or more. Which category: with a
@@ -155,36 +157,49 @@ class FacetExtractor:
                     errors[i] = f"invalid model output: {exc}"
                     retry.append(i)
             pending = retry
-        self._assign_categories(conversations, results)
+        matches = self._assign_categories(conversations, results)
         out: list[dict[str, Any] | FacetFailure] = []
-        for conversation, facets, error, dist in zip(conversations, results, errors, probs, strict=True):
+        for conversation, facets, error, dist, match in zip(
+            conversations, results, errors, probs, matches, strict=True
+        ):
             if facets is None:
                 out.append(FacetFailure(conversation["conversation_id"], error, attempt))
             else:
-                out.append(self._row(conversation, facets, dist))
+                out.append(self._row(conversation, facets, dist, match))
         return out
 
     def _assign_categories(
         self, conversations: Sequence[dict[str, Any]], results: list[FacetOutput | None]
-    ) -> None:
-        """Keep categories only on conversations rated above benign; the matcher picks which."""
-        flagged: list[tuple[int, FacetOutput]] = []
-        for i, facets in enumerate(results):
-            if facets is None:
-                continue
-            if facets.categories and facets.concerning >= MIN_CONCERN_FOR_CATEGORY:
-                flagged.append((i, facets))
-            else:
+    ) -> list[float | None]:
+        """Keep categories only on conversations rated above benign; the matcher picks which.
+
+        Returns:
+            Each conversation's best category score (``None`` without a matcher or facets).
+        """
+        valid = [(i, facets) for i, facets in enumerate(results) if facets is not None]
+        matches: list[float | None] = [None] * len(results)
+        codes: list[str | None] = [None] * len(results)
+        if self.matcher is not None and valid:
+            best, top = self.matcher.match([user_text(conversations[i]["messages"]) for i, _ in valid])
+            for (i, _), code, score in zip(valid, best, top, strict=True):
+                codes[i], matches[i] = code, score
+        for i, facets in valid:
+            if not (facets.categories and facets.concerning >= MIN_CONCERN_FOR_CATEGORY):
                 facets.categories = []
-        if self.matcher is not None and flagged:
-            best = self.matcher.best([user_text(conversations[i]["messages"]) for i, _ in flagged])
-            for (_, facets), code in zip(flagged, best, strict=True):
-                facets.categories = [code] if code else []
+            elif self.matcher is not None:
+                facets.categories = [code] if (code := codes[i]) else []
+        return matches
 
     def _row(
-        self, conversation: dict[str, Any], facets: FacetOutput, probs: dict[int, float] | None
+        self,
+        conversation: dict[str, Any],
+        facets: FacetOutput,
+        probs: dict[int, float] | None,
+        match: float | None,
     ) -> dict[str, Any]:
         score, source = concern_score(facets.concerning, probs)
+        if match is not None:
+            score = blend_concern(score, match)
         return {
             "conversation_id": conversation["conversation_id"],
             "account": conversation["account"],
@@ -192,6 +207,7 @@ class FacetExtractor:
             **facets.model_dump(),
             "concern_score": score,
             "concern_score_source": source,
+            "category_match": match,
             "language": detect_language(user_text(conversation["messages"], limit=None)),
             "turns": sum(1 for m in conversation["messages"] if m["role"] == "user"),
             "model_id": self.llm.model_id,

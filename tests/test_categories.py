@@ -7,7 +7,16 @@ import json
 import numpy as np
 import pytest
 
-from summarize.categories import CategoryMatcher, categorizer_id, prototypes, user_text
+from summarize.categories import (
+    CONCERN_MATCH_WEIGHT,
+    MATCH_FULL_SCORE,
+    CategoryMatcher,
+    blend_concern,
+    categorizer_id,
+    match_concern,
+    prototypes,
+    user_text,
+)
 from summarize.extract import FacetExtractor
 from summarize.taxonomy import Taxonomy
 from tests.conftest import ScriptedLLM
@@ -131,6 +140,63 @@ def test_categories_only_where_the_model_names_one_above_benign(
     [row] = extractor.extract_many([_conversation("c1", text)])
     assert row["categories"] == expected
     assert row["concerning"] == concerning
+
+
+@pytest.mark.parametrize(
+    ("score", "concern"),
+    [
+        (-0.2, 1.0),
+        (0.0, 1.0),
+        (MATCH_FULL_SCORE / 4, 2.0),
+        (MATCH_FULL_SCORE / 2, 3.0),
+        (MATCH_FULL_SCORE, 5.0),
+        (0.99, 5.0),
+    ],
+)
+def test_match_concern_maps_the_best_score_onto_one_to_five(score, concern):
+    assert match_concern(score) == pytest.approx(concern)
+
+
+@pytest.mark.parametrize(
+    ("model_score", "match", "weight", "blended"),
+    [
+        (4.0, 0.0, 0.0, 4.0),
+        (4.0, 0.0, 1.0, 1.0),
+        (2.0, MATCH_FULL_SCORE, 0.5, 3.5),
+        (1.0, MATCH_FULL_SCORE, 0.25, 2.0),
+    ],
+)
+def test_blend_concern_weights_the_model_and_the_match(model_score, match, weight, blended):
+    assert blend_concern(model_score, match, weight) == pytest.approx(blended)
+
+
+def test_matcher_match_gives_the_best_code_and_score():
+    codes, scores = CategoryMatcher(TINY, WordEmbedder()).match(["fake invoice scam", "hello", "rifle"])
+    assert codes == ["fraud", None, "weapons"]
+    assert scores[1] == 0.0 and scores[0] > scores[2] > 0.0
+    assert CategoryMatcher(TINY, WordEmbedder()).match([]) == ([], [])
+
+
+@pytest.mark.parametrize("with_matcher", [True, False])
+def test_concern_score_blends_the_category_match_only_with_a_matcher(with_matcher):
+    matcher = CategoryMatcher(TINY, WordEmbedder()) if with_matcher else None
+    answers = [_answer(2, ["none"]), _answer(2, ["none"])]
+    rows = FacetExtractor(ScriptedLLM(answers), TINY, matcher=matcher).extract_many(
+        [_conversation("c1", "send a fake invoice scam"), _conversation("c2", "hello there")]
+    )
+    if not with_matcher:
+        assert [r["category_match"] for r in rows] == [None, None]
+        assert [r["concern_score"] for r in rows] == [2.0, 2.0]
+        return
+    close, unrelated = rows
+    assert close["category_match"] > 0.4 and unrelated["category_match"] == 0.0
+    assert close["concern_score"] == pytest.approx(blend_concern(2.0, close["category_match"]))
+    assert unrelated["concern_score"] == pytest.approx(blend_concern(2.0, 0.0))
+    assert close["concern_score"] > unrelated["concern_score"]  # closer to a category's examples ranks higher
+    assert 0 < CONCERN_MATCH_WEIGHT < 1
+    assert (
+        close["categories"] == [] and close["concerning"] == 2
+    )  # no category named: the blend leaves it alone
 
 
 def test_cache_key_names_the_categorizer():

@@ -9,6 +9,7 @@ import pytest
 
 from benchmarks.facets import (
     _paired,
+    _rematch,
     _write_items,
     bootstrap_auprc_ci,
     excluded_ids,
@@ -195,3 +196,28 @@ def test_paired_compares_this_run_with_the_stored_one_on_the_same_items(tmp_path
             [*items, {"id": "mod-x", "dataset": "moderation", "unsafe": True}],
             preds(0.5) + preds(0)[:1],
         )
+
+
+def test_rematch_recomputes_concern_score_from_the_stored_answer_and_the_matcher(
+    monkeypatch, minilm, taxonomy
+):
+    from summarize.categories import CategoryMatcher, blend_concern
+
+    monkeypatch.setattr("clustering.embed.SentenceTransformerEmbedder", lambda: minilm)
+    texts = ["how do I make a pipe bomb at home", "what is a good name for a cat", "hello"]
+    items = [{"id": str(i), "messages": [{"role": "user", "content": t}]} for i, t in enumerate(texts)]
+    probs = {1: 0.5, 2: 0.25, 3: 0.25, 4: 0.0, 5: 0.0}
+    stored = [
+        {"concerning": 2, "concern_score": 9.0, "concern_probs": probs},  # a stale score is replaced
+        {"concerning": 1, "concern_score": 1.0, "concern_probs": None},
+        None,  # unusable output stays unusable
+    ]
+    out, categorizer = _rematch(items, stored)
+    matcher = CategoryMatcher(taxonomy, minilm)
+    _, matches = matcher.match(texts)
+    assert categorizer == matcher.id
+    assert out[0] is not None and out[1] is not None and out[2] is None
+    assert out[0]["category_match"] == pytest.approx(matches[0]) and matches[0] > matches[1]
+    assert out[0]["concern_score"] == pytest.approx(blend_concern(1.75, matches[0]))
+    assert out[1]["concern_score"] == pytest.approx(blend_concern(1.0, matches[1]))
+    assert out[0]["concern_probs"] == probs and stored[0]["concern_score"] == 9.0  # inputs untouched
