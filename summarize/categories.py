@@ -6,7 +6,9 @@ decides which. A small model is near chance at picking among a dozen hazards
 (AILuminate macro-F1 0.09 with the 1.5B), while the nearest category by sentence
 embedding of the user's request, against each category's definition and the
 example requests written in the taxonomy file, reaches about 0.6 (see
-``benchmarks/facets.py``).
+``benchmarks/facets.py``). The best category score (``category_match``) also
+feeds ``concern_score`` (``blend_concern``): how close a request is to the taxonomy's
+harmful examples ranks conversations beside the model's own concern.
 """
 
 from __future__ import annotations
