@@ -44,6 +44,11 @@ class OperatorSpecError(ValueError):
 MODEL_ROLES = frozenset({"assistant"})
 # Shorter found values are not echoed (they would match inside ordinary words' neighbours).
 MIN_ECHO_CHARS = 3
+# Echoed values match in any case ("Ana Pereira" also as "ana pereira"). Matching
+# only the case found costs name recall for a few over-redactions less; both are
+# measured in benchmarks/redaction.py (``conversation_echo``).
+ECHO_FLAGS_ANY_CASE = re.DOTALL | re.MULTILINE | re.IGNORECASE
+ECHO_FLAGS_EXACT_CASE = re.DOTALL | re.MULTILINE
 
 
 @dataclass
@@ -148,6 +153,7 @@ class Redactor:
         hash_key: bytes | None = None,
         max_message_chars: int = MAX_MESSAGE_CHARS,
         batch_size: int = BATCH_SIZE,
+        echo_any_case: bool = True,
     ):
         self.ner = ner or SpacyNerEngine()
         self.language = language
@@ -155,6 +161,7 @@ class Redactor:
         self.entities = entities
         self.max_message_chars = max_message_chars
         self.batch_size = batch_size
+        self.echo_flags = ECHO_FLAGS_ANY_CASE if echo_any_case else ECHO_FLAGS_EXACT_CASE
         self.analyzer = AnalyzerEngine(nlp_engine=self.ner.create(), supported_languages=[language])
         self.batch_recognizers: list[EntityRecognizer] = []
         if project_recognizers:
@@ -223,14 +230,18 @@ class Redactor:
                 entities=self.entities,
                 score_threshold=self.score_threshold,
                 nlp_artifacts=nlp_artifacts,
-                ad_hoc_recognizers=echo_recognizers(known[i]) if known and known[i] else None,
+                ad_hoc_recognizers=(
+                    echo_recognizers(known[i], self.echo_flags) if known and known[i] else None
+                ),
             )
+            results = drop_implausible(chunk, results)
             if extra[k]:
                 results = EntityRecognizer.remove_duplicates(results + extra[k])
             if not results:
                 parts[i].append(chunk)
                 continue
             expand_name_spans(chunk, results)
+            expand_phone_spans(chunk, results)
             anonymized = self.anonymizer.anonymize(
                 text=chunk,
                 analyzer_results=results,  # type: ignore[arg-type]
@@ -245,7 +256,7 @@ class Redactor:
         ]
 
 
-def echo_recognizers(known: set[tuple[str, str]]) -> list[EntityRecognizer]:
+def echo_recognizers(known: set[tuple[str, str]], flags: int = ECHO_FLAGS_ANY_CASE) -> list[EntityRecognizer]:
     """Deny-list recognizers (one per entity type) for values already found in the conversation."""
     by_type: dict[str, set[str]] = {}
     for entity, value in known:
@@ -254,10 +265,53 @@ def echo_recognizers(known: set[tuple[str, str]]) -> list[EntityRecognizer]:
             by_type.setdefault(entity, set()).add(value)
     return [
         PatternRecognizer(
-            supported_entity=entity, deny_list=sorted(values), name=f"ConversationEcho_{entity}"
+            supported_entity=entity,
+            deny_list=sorted(values),
+            name=f"ConversationEcho_{entity}",
+            global_regex_flags=flags,
         )
         for entity, values in sorted(by_type.items())
     ]
+
+
+# A URL written without a scheme or "www." ...
+URL_PREFIX = re.compile(r"(?:[a-z][a-z0-9+.\-]*://|www\.)", re.IGNORECASE)
+# ... is code when it starts or ends inside a word ("requests.ge" of "requests.get").
+WORD_CHAR = re.compile(r"\w")
+# NER entities spaCy reads into code and formulas: symbols no name holds, and
+# member access ("pd.read_csv", "file.read").
+NOT_A_NAME = re.compile(r"[\\{}\[\]<>=%~|^$;_/→]|[a-z0-9]\.[a-z]")
+SPACY_RECOGNIZER = "SpacyRecognizer"
+NER_NAME_TYPES = frozenset({"PERSON", "ORGANIZATION", "LOCATION", "NRP"})
+
+
+def drop_implausible(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]:
+    """Drop URL and NER matches that read as code rather than as personal data.
+
+    * A URL without a scheme or "www." that starts or ends inside a word is a
+      member access in code (``np.array`` matched as the host ``np.ar``).
+    * A spaCy name, organisation, place or group holding code symbols or a
+      member access, or with no letter at all, is not one.
+
+    Measured in ``benchmarks/redaction.py`` (``real_prompts``).
+    """
+    kept = []
+    for result in results:
+        value = text[result.start : result.end]
+        if result.entity_type == "URL" and not URL_PREFIX.match(value):
+            before = text[result.start - 1] if result.start else ""
+            after = text[result.end : result.end + 1]
+            if WORD_CHAR.match(before) or WORD_CHAR.match(after) or before == ".":
+                continue
+        metadata = result.recognition_metadata or {}
+        if (
+            metadata.get(RecognizerResult.RECOGNIZER_NAME_KEY) == SPACY_RECOGNIZER
+            and result.entity_type in NER_NAME_TYPES
+        ):
+            if NOT_A_NAME.search(value) or not any(c.isalpha() for c in value):
+                continue
+        kept.append(result)
+    return kept
 
 
 NAME_WORD = re.compile(r"[A-Z][a-zà-ÿ'\-]+")
@@ -285,6 +339,23 @@ def expand_name_spans(text: str, results: list) -> None:
             if not match:
                 break
             result.end = match.end()
+
+
+# An international calling code ("+41", "0041") written just before a number.
+CALLING_CODE = re.compile(r"(?:\+|\b00)\d{1,3}[ .\-]?$")
+
+
+def expand_phone_spans(text: str, results: list) -> None:
+    """Grow PHONE_NUMBER spans over a calling code just before them, in place.
+
+    For numbers such as "+41 (0)96 471 07 95" the phone recognizer may match
+    only from the trunk prefix "(0)" on, leaving the country code in the text.
+    """
+    for result in results:
+        if result.entity_type == "PHONE_NUMBER":
+            match = CALLING_CODE.search(text, max(0, result.start - 8), result.start)
+            if match:
+                result.start = match.start()
 
 
 def _sentence_start(text: str, index: int) -> bool:

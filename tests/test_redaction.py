@@ -178,6 +178,86 @@ def test_person_spans_grow_over_adjacent_capitalised_words(text, spans, expected
     assert [(r.start, r.end) for r in results] == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "span", "expected"),
+    [
+        ("Desk: +41 (0)96 471 07 95", (10, 25), (6, 25)),  # recognizer matched from "(0)" on
+        ("dial 0041 (0)96 471 07 95", (10, 25), (5, 25)),
+        ("tel +1-(0)96 471 07 95", (7, 22), (4, 22)),
+        ("Call +1 415 555 0132", (5, 20), (5, 20)),  # already whole
+        ("version 2.00 (0)96 471 07 95", (13, 28), (13, 28)),  # "00" inside a number is no prefix
+    ],
+)
+def test_phone_spans_grow_over_a_calling_code_before_them(text, span, expected):
+    from presidio_analyzer import RecognizerResult
+
+    from privacy.redaction import expand_phone_spans
+
+    results = [RecognizerResult("PHONE_NUMBER", *span, 0.75)]
+    expand_phone_spans(text, results)
+    assert (results[0].start, results[0].end) == expected
+
+
+def test_a_country_code_goes_with_the_number(redactor):
+    assert redactor.redact("Desk: +41 (0)96 471 07 95").text == "Desk: <PHONE_NUMBER>"
+
+
+def _spacy(entity, start, end):
+    from presidio_analyzer import RecognizerResult
+
+    return RecognizerResult(
+        entity, start, end, 0.85, recognition_metadata={"recognizer_name": "SpacyRecognizer"}
+    )
+
+
+def _url(start, end):
+    from presidio_analyzer import RecognizerResult
+
+    return RecognizerResult("URL", start, end, 0.5, recognition_metadata={"recognizer_name": "UrlRecognizer"})
+
+
+@pytest.mark.parametrize(
+    ("text", "result", "kept"),
+    [
+        ("x = np.array(y)", _url(4, 9), False),  # host "np.ar" cut out of "np.array"
+        ("see janedoe.me for more", _url(4, 14), True),
+        ("open https://np.ar/x now", _url(5, 19), True),  # a scheme: a real URL
+        ("df = pd.read_csv(path)", _spacy("PERSON", 5, 16), False),
+        ("typeset \\ket{\\psi} here", _spacy("PERSON", 8, 18), False),
+        ("about ~40% of it", _spacy("LOCATION", 6, 10), False),
+        ("I met Ana Pereira", _spacy("PERSON", 6, 17), True),
+        ("She lives in St. Louis", _spacy("LOCATION", 13, 22), True),
+    ],
+)
+def test_code_read_as_urls_or_names_is_dropped(text, result, kept):
+    from privacy.redaction import drop_implausible
+
+    assert drop_implausible(text, [result]) == ([result] if kept else [])
+
+
+def test_code_in_prose_is_not_redacted_but_people_are(redactor):
+    out = redactor.redact("Ana Pereira asked: use np.array, then pd.read_csv and os.path.join.").text
+    assert "np.array" in out and "pd.read_csv" in out and "os.path.join" in out
+    assert "Pereira" not in out
+
+
+@pytest.mark.parametrize("precision", ["int8", "q4"])
+def test_the_pii_tagger_reads_each_text_as_if_alone(pii_synth, precision):
+    """A text's spans do not depend on which texts share its batch, or their order."""
+    from privacy.recognizers.rampart_ner import RampartRecognizer
+
+    tagger = RampartRecognizer(precision)
+    texts = [r["full_text"] for r in pii_synth[:60]]
+
+    def spans(results):
+        return [sorted((r.entity_type, r.start, r.end) for r in found) for found in results]
+
+    together = spans(tagger.analyze_batch(texts))
+    assert together == spans([tagger.analyze_batch([t])[0] for t in texts])
+    assert together == spans(tagger.analyze_batch(texts[::-1]))[::-1]
+    assert sum(map(len, together)) > 30
+
+
 def test_batch_gives_the_same_result_as_one_by_one(redactor):
     texts = [
         "Hi, I am John Smith and I live in Chicago.",
@@ -307,6 +387,29 @@ def test_values_people_wrote_are_redacted_where_the_assistant_repeats_them(redac
     row = redact_conversations([conversation], redactor, lambda account: "p")[0]
     answer = row["messages"][1]["content"]
     assert "pereira" not in answer.lower() and "<PERSON>" in answer and "<EMAIL_ADDRESS>" in answer
+
+
+@pytest.mark.parametrize(
+    ("known", "text", "any_case", "expected"),
+    [
+        ({("PERSON", "Ana Pereira")}, "bye, ana pereira", True, ["PERSON"]),
+        ({("PERSON", "Ana Pereira")}, "bye, ana pereira", False, []),
+        ({("PERSON", "Ana Pereira")}, "bye, Ana Pereira", False, ["PERSON"]),
+        ({("PERSON", "Ana")}, "Banana bread", True, []),  # whole words only
+        ({("PERSON", "Al")}, "Al said", True, []),  # too short to echo
+        ({("DATE_TIME", "Monday")}, "see you Monday", True, []),  # dates are not echoed
+    ],
+)
+def test_echo_recognizers(known, text, any_case, expected):
+    from privacy.redaction import ECHO_FLAGS_ANY_CASE, ECHO_FLAGS_EXACT_CASE, echo_recognizers
+
+    flags = ECHO_FLAGS_ANY_CASE if any_case else ECHO_FLAGS_EXACT_CASE
+    found = [
+        r.entity_type
+        for rec in echo_recognizers(known, flags)
+        for r in rec.analyze(text, rec.supported_entities)
+    ]
+    assert found == expected
 
 
 def test_the_pii_tagger_reads_peoples_messages_only(redactor, monkeypatch):
