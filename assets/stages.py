@@ -28,7 +28,7 @@ from assets.resources import (
     RedactionResource,
     TaxonomyResource,
 )
-from clustering.aggregate import assignments_frame, cluster_table, node_table, with_coordinates
+from clustering.aggregate import CONCERN, assignments_frame, cluster_table, node_table, with_coordinates
 from clustering.cluster import cluster_embeddings
 from clustering.embed import embed_text, with_first_user
 from clustering.hierarchy import HierarchyBuilder, cluster_means, membership
@@ -615,7 +615,7 @@ def cluster_report(
                 allow_retries=False,
             )
         members = pl.read_parquet(state / MEMBERSHIP).join(
-            pl.read_parquet(state / FACETS, columns=["conversation_id", "concerning", "categories"]),
+            pl.read_parquet(state / FACETS, columns=["conversation_id", CONCERN, "categories"]),
             on="conversation_id",
         )
         noisy, counts_spent = dp_level_counts(members, released, tax.codes, dp_config, salt=day)

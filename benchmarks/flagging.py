@@ -16,7 +16,8 @@ privacy gate, ``coordination_signals`` and ``track_day`` (``link_tracks`` +
 Facet extraction is replaced by label-derived facets: the embedded LLM takes
 ~3.6 s per conversation on this CPU (hours for this volume), so ``concerning``
 and ``categories`` come from the datasets' own labels and ``request`` is the
-prompt text. The benchmark therefore measures linking and flagging, not the LLM.
+prompt text. ``concern_score``, which the aggregates read, is the default model's
+mean ``concern_score`` at that integer on the facet benchmark (``--concern``). The benchmark therefore measures linking and flagging, not the LLM.
 
 Base clusters are finer than the deployment default (``--min-cluster-fraction``
 0.005 rather than 0.02): at 0.02 no campaign under 2% of a day's traffic can be
@@ -53,6 +54,7 @@ START = dt.date(2026, 11, 1)
 # Prompts are cut to about the length of a facet ``request`` (also keeps embedding fast).
 MAX_CHARS = 300
 CACHE = REPO / ".lookout" / "cache"
+FACETS_RESULT = REPO / "benchmarks" / "results" / "facets.json"
 
 # Label mappings to AILuminate codes (None: harmful but no matching hazard).
 HARMBENCH_CODES = {
@@ -236,6 +238,25 @@ def day_stream(
     )
 
 
+def concern_scale(source: str) -> dict[int, float]:
+    """The ``concern_score`` a label-derived concern (1-5) stands for.
+
+    ``facets``: the default model's mean ``concern_score`` among the facet benchmark's
+    items it rated that integer (``concern_by_integer`` in ``results/facets.json``), so
+    the aggregates' thresholds see the product's scale (the blend lifts benign
+    conversations to about 2.3); ``label``: the integer itself.
+    """
+    if source == "label":
+        return {k: float(k) for k in range(1, 6)}
+    table = json.loads(FACETS_RESULT.read_text())["cpu"].get("concern_by_integer", {})
+    scale = {int(k): float(v["mean"]) for k, v in table.items()}
+    if sorted(scale) != [1, 2, 3, 4, 5]:
+        raise SystemExit(
+            f"{FACETS_RESULT} has no concern_by_integer for 1-5; run benchmarks.facets (--rescore)"
+        )
+    return scale
+
+
 def run(args: argparse.Namespace) -> dict:
     from clustering.aggregate import assignments_frame, cluster_table
     from clustering.cluster import ClusterParams, cluster_embeddings
@@ -246,6 +267,7 @@ def run(args: argparse.Namespace) -> dict:
 
     started = time.perf_counter()
     rng = np.random.default_rng(args.seed)
+    scale = concern_scale(args.concern)
     taxonomy = load_taxonomy()
     severity = taxonomy.severity_by_code()
     general, harmful = load_prompts(severity)
@@ -331,7 +353,10 @@ def run(args: argparse.Namespace) -> dict:
             .map_elements(lambda i: list(prompts[i].categories), return_dtype=pl.List(pl.Utf8))
             .alias("categories"),
             pl.col("prompt").map_elements(lambda i: prompts[i].source, return_dtype=pl.Utf8).alias("task"),
-        ).with_columns(pl.col("request").alias("summary"))
+        ).with_columns(
+            pl.col("request").alias("summary"),
+            pl.col("concerning").replace_strict(scale, return_dtype=pl.Float64).alias("concern_score"),
+        )
         day_vectors = vectors[stream["prompt"].to_numpy()]
         t0 = time.perf_counter()
         result = cluster_embeddings(day_vectors, cluster_params)
@@ -506,6 +531,10 @@ def run(args: argparse.Namespace) -> dict:
             "campaign_window_minutes": args.campaign_window_minutes,
             "variant_similarity": args.variant_similarity,
             "seed": args.seed,
+            "concern_score": {
+                "from": args.concern,
+                "by_label": {str(k): round(v, 4) for k, v in scale.items()},
+            },
             "general_pool": len(general),
             "cluster_params": asdict(cluster_params),
             "tracking": asdict(tracking),
@@ -626,6 +655,13 @@ def main(argv: list[str] | None = None) -> None:
         type=lambda s: tuple(s.split("=", 1)),
         metavar="FIELD=VALUE",
         help="override a FlagRules field",
+    )
+    parser.add_argument(
+        "--concern",
+        choices=("facets", "label"),
+        default="facets",
+        help="concern_score of a label-derived concern: the default model's mean at that integer "
+        "(facets: results/facets.json) or the integer itself (label)",
     )
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "flagging.json"))
     args = parser.parse_args(argv)

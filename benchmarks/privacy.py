@@ -25,6 +25,7 @@
   day's clusters vs the exact counts, over ``--trials`` draws at ``--epsilon``.
 
     python -m benchmarks.privacy [--canaries 50] [--auditor-texts 100] [--work DIR]
+    python -m benchmarks.privacy --auditor-only [--auditor-offset 100]   # the floor, on disjoint texts
 """
 
 from __future__ import annotations
@@ -263,8 +264,12 @@ def _is_private(types: set[str]) -> bool:
     return bool(types & CONTACT_OR_ID) or ("PERSON" in types and bool(types & PERSONAL_FACT))
 
 
-def labelled_texts(n: int, seed: int = 5) -> list[tuple[str, str, bool]]:
-    """``(title, description, private)``: half general topic texts, half with one PII sentence injected."""
+def labelled_texts(n: int, seed: int = 5, offset: int = 0) -> list[tuple[str, str, bool]]:
+    """``(title, description, private)``: half general topic texts, half with one PII sentence injected.
+
+    ``offset`` skips the first texts of the same sequence: ``labelled_texts(100, offset=100)``
+    shares no topic or PII sentence with ``labelled_texts(100)``.
+    """
     rng = random.Random(seed)
     topics = sorted(
         {
@@ -281,25 +286,40 @@ def labelled_texts(n: int, seed: int = 5) -> list[tuple[str, str, bool]]:
     rng.shuffle(topics)
     rng.shuffle(synth)
     out = []
-    for i in range(n):
+    for i in range(offset + n):
         topic = topics[i % len(topics)]
         description = rng.choice(TEMPLATES).format(t=topic.lower())
         private = i % 2 == 1
         if private:
             description += f' One request said: "{synth[i // 2]}"'
         out.append((topic, description, private))
-    return out
+    return out[offset:]
 
 
-def auditor_agreement(llm, n: int, floor: int, cache_path: Path) -> dict:
+def agreement_at(scores: list, private: list[bool], floor: int, raw: bool = False) -> dict[str, float | int]:
+    """Accuracy of "released at ``floor``" as "general", with the two kinds of error counted.
+
+    ``raw`` reads the model's own score (no cap where it listed details).
+    """
+    released = [s is not None and (s.model_score if raw else s.score) >= floor for s in scores]
+    pairs = list(zip(released, private, strict=True))
+    return {
+        "accuracy": sum(rel != priv for rel, priv in pairs) / len(pairs),
+        "private_released": sum(rel and priv for rel, priv in pairs),
+        "general_withheld": sum(not rel and not priv for rel, priv in pairs),
+    }
+
+
+def auditor_agreement(llm, n: int, floor: int, cache_path: Path, offset: int = 0) -> dict:
     """Agreement of "released at the floor" with "general" on the labelled texts.
 
     ``accuracy_model_score_only`` is the same without the cap on texts where
-    the model listed details (the model's own score alone).
+    the model listed details (the model's own score alone); ``by_floor`` is the
+    agreement at every floor from the same ratings.
     """
     from privacy.auditor import PrivacyAuditor, cluster_text
 
-    cases = labelled_texts(n)
+    cases = labelled_texts(n, offset=offset)
     auditor = PrivacyAuditor(llm, floor=floor, cache_path=cache_path)
     texts = [cluster_text(title, description) for title, description, _ in cases]
     started = time.perf_counter()
@@ -309,24 +329,18 @@ def auditor_agreement(llm, n: int, floor: int, cache_path: Path) -> dict:
         rated += min(10, len(texts) - start) - auditor.cache_hits
         print(f"  auditor agreement: {len(scores)}/{len(texts)} texts", flush=True)
     seconds = time.perf_counter() - started
-    released = [s is not None and s.score >= floor for s in scores]
-    released_raw = [s is not None and s.model_score >= floor for s in scores]
     private = [c[2] for c in cases]
-    correct = sum(rel != priv for rel, priv in zip(released, private, strict=True))
-    correct_raw = sum(rel != priv for rel, priv in zip(released_raw, private, strict=True))
-    private_released = sum(rel and priv for rel, priv in zip(released, private, strict=True))
-    general_withheld = sum(not rel and not priv for rel, priv in zip(released, private, strict=True))
     return {
         "texts": len(cases),
-        "accuracy": correct / len(cases),
-        "accuracy_model_score_only": correct_raw / len(cases),
-        "private_released": private_released,
+        "offset": offset,
+        **agreement_at(scores, private, floor),
+        "accuracy_model_score_only": agreement_at(scores, private, floor, raw=True)["accuracy"],
         "private_total": sum(private),
-        "general_withheld": general_withheld,
         "general_total": len(cases) - sum(private),
         "audit_failed": sum(s is None for s in scores),
         "rated_now": rated,
         "seconds_per_text": seconds / rated if rated else None,
+        "by_floor": {f: agreement_at(scores, private, f) for f in range(1, 6)},
     }
 
 
@@ -458,8 +472,18 @@ def main(argv: list[str] | None = None) -> None:
         help="llama.cpp threads of the auditor (1 is fastest on a busy CPU)",
     )
     parser.add_argument("--work", help="keep the run here (reused if it already holds a finished run)")
+    parser.add_argument(
+        "--auditor-only",
+        action="store_true",
+        help="only the auditor's agreement at every floor, on labelled texts from --auditor-offset on "
+        "(100: disjoint from the day run's); stored under auditor_floor_check in --out",
+    )
+    parser.add_argument("--auditor-offset", type=int, default=100)
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args(argv)
+    if args.auditor_only:
+        floor_check(args)
+        return
 
     from assets.stages import ASSIGNMENTS, CLUSTERS, FACETS, REDACTED, RELEASED
     from privacy.auditor import PrivacyAuditor, split_audited
@@ -561,7 +585,7 @@ def main(argv: list[str] | None = None) -> None:
 
     taxonomy = load_taxonomy()
     dp_members = members.join(
-        facets.select("conversation_id", "concerning", "categories"), on="conversation_id"
+        facets.select("conversation_id", "concern_score", "categories"), on="conversation_id"
     )
     present = set(members["cluster_id"].to_list())
     nodes = clusters.filter(pl.col("cluster_id").is_in(list(present))).select("cluster_id", "level")
@@ -644,6 +668,31 @@ def main(argv: list[str] | None = None) -> None:
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
     print(f"wrote {args.out}")
+
+
+def floor_check(args: argparse.Namespace) -> None:
+    """The auditor at every floor on texts disjoint from the day run's: does another floor do better?"""
+    from summarize.embedded import EmbeddedLLM
+
+    llm = EmbeddedLLM(n_threads=args.llm_threads)
+    cache = Path(args.work or tempfile.mkdtemp(prefix="lookout-auditor-")) / "floor_check_cache.parquet"
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    agreement = auditor_agreement(llm, args.auditor_texts, args.floor, cache, offset=args.auditor_offset)
+    out = Path(args.out)
+    report = json.loads(out.read_text()) if out.exists() else {}
+    report["auditor_floor_check"] = {**agreement, "floor": args.floor, "model": llm.model_id}
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(
+        f"auditor on {agreement['texts']} labelled texts from offset {args.auditor_offset} ({llm.model_id})"
+    )
+    print(f"{'floor':>5}  {'accuracy':>8}  private released / general withheld")
+    for floor, m in agreement["by_floor"].items():
+        mark = "  <- configured" if floor == args.floor else ""
+        print(
+            f"{floor:>5}  {m['accuracy']:>8.2f}  {m['private_released']}/{agreement['private_total']} / "
+            f"{m['general_withheld']}/{agreement['general_total']}{mark}"
+        )
+    print(f"wrote {out}")
 
 
 def private_rel(agreement: dict) -> str:

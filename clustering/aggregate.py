@@ -10,7 +10,13 @@ import polars as pl
 from clustering.cluster import NOISE
 from clustering.naming import NamedCluster
 
-CONCERNING_AT = 4
+# A conversation's concern in every aggregate: the facet stage's ``concern_score`` (the
+# model's expected concern blended with the category match, 1-5). It ranks better than the
+# integer answer: moderation AUPRC 0.72 vs 0.48 on the facet benchmark (1.5B).
+CONCERN = "concern_score"
+# Counted as concerning at this score: the best F1 on 120 moderation prompts disjoint from the
+# facet benchmark's sample (0.75; the integer answer at 4: 0.68).
+CONCERNING_AT = 3.0
 
 
 def assignments_frame(facets: pl.DataFrame, labels: np.ndarray, day: str) -> pl.DataFrame:
@@ -84,7 +90,7 @@ def node_table(
     """One row per hierarchy node with exact counts aggregated from its member conversations.
 
     Args:
-        facets: The day's facets (``conversation_id``, ``account``, ``concerning``,
+        facets: The day's facets (``conversation_id``, ``account``, ``concern_score``,
             ``task``, ``categories``).
         members: One row per conversation and node it belongs to (``conversation_id``,
             ``cluster_id``, and ``x``/``y`` layout positions); see
@@ -105,8 +111,8 @@ def node_table(
     table = joined.group_by("cluster_id").agg(
         pl.len().cast(pl.Int64).alias("conversations"),
         pl.col("account").n_unique().cast(pl.Int64).alias("unique_accounts"),
-        pl.col("concerning").mean().alias("mean_concern"),
-        (pl.col("concerning") >= CONCERNING_AT).mean().alias("share_concerning"),
+        pl.col(CONCERN).mean().alias("mean_concern"),
+        (pl.col(CONCERN) >= CONCERNING_AT).mean().alias("share_concerning"),
         pl.col("task").mode().sort().first().alias("top_task"),
         pl.col("x").mean(),
         pl.col("y").mean(),

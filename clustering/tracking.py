@@ -44,8 +44,9 @@ class FlagRules:
     has at least ``min_conversations``.
 
     Attributes:
-        min_mean_concern: Mean ``concerning`` score (1-5) counted as high concern.
-        min_share_concerning: Share of conversations with ``concerning >= 4``.
+        min_mean_concern: Mean ``concern_score`` (1-5) counted as high concern.
+        min_share_concerning: Share of conversations rated concerning
+            (``concern_score >= clustering.aggregate.CONCERNING_AT``).
         min_high_severity_share: Share in one high- or critical-severity category.
         growth_alpha: Benjamini-Hochberg level of the growth test.
         min_growth_ratio: Least growth of the traffic share that counts.

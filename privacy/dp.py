@@ -28,9 +28,10 @@ from typing import cast
 
 import polars as pl
 
+from clustering.aggregate import CONCERN, CONCERNING_AT
 from clustering.cluster import NOISE
 
-CONCERNING_AT = 4
+CONCERN_STEPS = 10  # concern_sum counts tenths of a point: discrete Laplace needs integers
 MAX_CATEGORIES = 4  # facets carry at most this many category codes
 
 
@@ -99,7 +100,7 @@ def _sensitivities(config: DPConfig) -> dict[str, int]:
         "conversations": l0 * linf,
         "unique_accounts": l0,
         "concerning_count": l0 * linf,
-        "concern_sum": l0 * linf * 5,
+        "concern_sum": l0 * linf * 5 * CONCERN_STEPS,
         "categories": l0 * linf * MAX_CATEGORIES,
     }
 
@@ -126,8 +127,12 @@ def dp_raw_counts(
             bounded.group_by("cluster_id").agg(
                 pl.len().alias("conversations"),
                 pl.col("account").n_unique().alias("unique_accounts"),
-                (pl.col("concerning") >= CONCERNING_AT).sum().alias("concerning_count"),
-                pl.col("concerning").sum().alias("concern_sum"),
+                (pl.col(CONCERN) >= CONCERNING_AT).sum().alias("concerning_count"),
+                (pl.col(CONCERN).clip(1.0, 5.0) * CONCERN_STEPS)
+                .round()
+                .cast(pl.Int64)
+                .sum()
+                .alias("concern_sum"),
                 *[pl.col("categories").list.contains(c).sum().alias(f"cat_{c}") for c in codes],
             ),
             on="cluster_id",
@@ -185,7 +190,7 @@ def finish_counts(raw: pl.DataFrame, codes: Sequence[str]) -> pl.DataFrame:
             "conversations": conversations,
             "unique_accounts": [max(v, 0) for v in raw["unique_accounts"].to_list()],
             "mean_concern": [
-                min(5.0, max(1.0, s / max(c, 1)))
+                min(5.0, max(1.0, s / CONCERN_STEPS / max(c, 1)))
                 for s, c in zip(raw["concern_sum"].to_list(), conversations, strict=True)
             ],
             "share_concerning": [
@@ -208,7 +213,7 @@ def dp_cluster_counts(
     """Noisy per-cluster counts for the released ``cluster_ids`` (one level), the budget split over 5 measures.
 
     Args:
-        members: ``conversation_id``, ``account``, ``cluster_id``, ``concerning``,
+        members: ``conversation_id``, ``account``, ``cluster_id``, ``concern_score``,
             ``categories`` for the day (exact, private).
         cluster_ids: The clusters to publish.
         codes: Taxonomy codes whose per-cluster counts are published.

@@ -107,7 +107,7 @@ def dp_level_counts(
 
     Args:
         members: One row per conversation and node (``conversation_id``, ``account``,
-            ``cluster_id``, ``level``, ``concerning``, ``categories``).
+            ``cluster_id``, ``level``, ``concern_score``, ``categories``).
         released: Released nodes (``cluster_id``, ``level``).
         codes: Taxonomy codes counted per node.
         config: The day's counts budget and contribution bounds.

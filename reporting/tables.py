@@ -101,7 +101,7 @@ Report folder `out/reports/<day>/` (aggregates only; no account ids, no conversa
   `day` str, `cluster_id` i64 (unique within the day across levels), `level` i64
   (0 = base, highest = top), `parent_id` i64 (null at the top), `title` str,
   `description` str, `name_source` str (`llm` or the fallback used), `conversations` i64,
-  `unique_accounts` i64, `mean_concern` f64 (1-5), `share_concerning` f64 (share at concern 4+),
+  `unique_accounts` i64, `mean_concern` f64 (1-5), `share_concerning` f64 (share with concern score 3+),
   `top_task` str, `x`, `y` f64 (mean 2-D layout position of the members). Counts, concern and
   categories are DP-noised when DP is on (the day's total epsilon and delta are the `dp_epsilon`
   and `dp_delta` metrics); parents' counts are then sums of their released children's.

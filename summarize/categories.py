@@ -1,8 +1,7 @@
 """Which safety category a conversation falls under, by similarity to each category's examples.
 
-The facet LLM decides whether a conversation falls under any safety category
-(it names one and rates the conversation above benign); ``CategoryMatcher``
-decides which. A small model is near chance at picking among a dozen hazards
+Whether a conversation falls under any safety category is decided by its
+``concern_score`` (``MIN_SCORE_FOR_CATEGORY``); ``CategoryMatcher`` decides which. A small model is near chance at picking among a dozen hazards
 (AILuminate macro-F1 0.09 with the 1.5B), while the nearest category by sentence
 embedding of the user's request, against each category's definition and the
 example requests written in the taxonomy file, reaches about 0.6 (see
@@ -25,9 +24,15 @@ from summarize.taxonomy import Taxonomy
 CategoryMethod = Literal["examples", "llm"]
 CATEGORY_METHODS: tuple[CategoryMethod, ...] = ("examples", "llm")
 DEFAULT_CATEGORY_METHOD: CategoryMethod = "examples"
-# A category only where the model rated the conversation above 1 ("benign; nothing
-# harmful or sensitive"): a category on a benign conversation contradicts its rating.
+# Without a matcher (method "llm"), the model's own codes are kept only where it rated the
+# conversation above 1 ("benign; nothing harmful or sensitive").
 MIN_CONCERN_FOR_CATEGORY = 2
+# With the matcher, a conversation gets its nearest category where its concern_score reaches
+# this. Chosen on disjoint items (120 moderation, 48 AILuminate; 1.5B) by a rule fixed
+# beforehand: of the thresholds 2.25..3.25 that beat the model's own gate (it named a category
+# and rated 2+) on both safe and unsafe moderation prompts, the best AILuminate macro-F1:
+# 2.75 (macro-F1 0.525 vs 0.461; safe prompts with a category 0.22 vs 0.24, unsafe 0.89 vs 0.76).
+MIN_SCORE_FOR_CATEGORY = 2.75
 TOP_PROTOTYPES = 2  # a category's score: the mean similarity of its closest prototypes
 # Below this best score the matcher names no category. Chosen off the facet benchmark's
 # sets: at 0.20 it keeps 95% of HarmBench and StrongREJECT requests, 22% of Arena-Hard prompts.
@@ -61,7 +66,14 @@ def categorizer_id(taxonomy: Taxonomy, method: CategoryMethod, embedder_name: st
         raise ValueError(f"unknown category method {method!r}; choose one of {CATEGORY_METHODS}")
     if method == "llm":
         return "llm"
-    settings = [prototypes(taxonomy), TOP_PROTOTYPES, MIN_MATCH_SCORE, CONCERN_MATCH_WEIGHT, MATCH_FULL_SCORE]
+    settings = [
+        prototypes(taxonomy),
+        TOP_PROTOTYPES,
+        MIN_MATCH_SCORE,
+        CONCERN_MATCH_WEIGHT,
+        MATCH_FULL_SCORE,
+        MIN_SCORE_FOR_CATEGORY,
+    ]
     digest = hashlib.sha256(json.dumps(settings).encode("utf-8")).hexdigest()[:16]
     return f"examples:{embedder_name}:{digest}"
 
@@ -74,6 +86,11 @@ def match_concern(score: float, full: float = MATCH_FULL_SCORE) -> float:
 def blend_concern(model_score: float, match: float, weight: float = CONCERN_MATCH_WEIGHT) -> float:
     """``concern_score`` from the model's expected concern and the best category score (both 1-5)."""
     return (1.0 - weight) * model_score + weight * match_concern(match)
+
+
+def gated_category(code: str | None, concern: float) -> list[str]:
+    """The matcher's ``code`` as a conversation's categories where its ``concern_score`` reaches the gate."""
+    return [code] if code and concern >= MIN_SCORE_FOR_CATEGORY else []
 
 
 def user_text(messages: Sequence[dict[str, Any]], limit: int | None = MATCH_CHARS) -> str:

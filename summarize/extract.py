@@ -9,7 +9,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from summarize.categories import MIN_CONCERN_FOR_CATEGORY, CategoryMatcher, blend_concern, user_text
+from summarize.categories import (
+    MIN_CONCERN_FOR_CATEGORY,
+    CategoryMatcher,
+    blend_concern,
+    gated_category,
+    user_text,
+)
 from summarize.facets import (
     CONCERN_FIELD,
     CONCERN_VALUES,
@@ -93,10 +99,10 @@ class FacetExtractor:
     (``category_match``, the best category score; ``summarize.categories.blend_concern``).
     The float ranks conversations without the integer's ties.
 
-    ``categories`` are set only where the model named a category and rated the
-    conversation ``MIN_CONCERN_FOR_CATEGORY`` or more. Which category: with a
-    ``matcher``, the nearest category of the user's turns
-    (``summarize.categories``); without one, the model's own codes.
+    ``categories``: with a ``matcher``, the nearest category of the user's turns
+    where ``concern_score`` reaches ``summarize.categories.MIN_SCORE_FOR_CATEGORY``;
+    without one, the model's own codes where it rated the conversation
+    ``MIN_CONCERN_FOR_CATEGORY`` or more.
     """
 
     def __init__(
@@ -157,25 +163,6 @@ class FacetExtractor:
                     errors[i] = f"invalid model output: {exc}"
                     retry.append(i)
             pending = retry
-        matches = self._assign_categories(conversations, results)
-        out: list[dict[str, Any] | FacetFailure] = []
-        for conversation, facets, error, dist, match in zip(
-            conversations, results, errors, probs, matches, strict=True
-        ):
-            if facets is None:
-                out.append(FacetFailure(conversation["conversation_id"], error, attempt))
-            else:
-                out.append(self._row(conversation, facets, dist, match))
-        return out
-
-    def _assign_categories(
-        self, conversations: Sequence[dict[str, Any]], results: list[FacetOutput | None]
-    ) -> list[float | None]:
-        """Keep categories only on conversations rated above benign; the matcher picks which.
-
-        Returns:
-            Each conversation's best category score (``None`` without a matcher or facets).
-        """
         valid = [(i, facets) for i, facets in enumerate(results) if facets is not None]
         matches: list[float | None] = [None] * len(results)
         codes: list[str | None] = [None] * len(results)
@@ -183,23 +170,28 @@ class FacetExtractor:
             best, top = self.matcher.match([user_text(conversations[i]["messages"]) for i, _ in valid])
             for (i, _), code, score in zip(valid, best, top, strict=True):
                 codes[i], matches[i] = code, score
-        for i, facets in valid:
-            if not (facets.categories and facets.concerning >= MIN_CONCERN_FOR_CATEGORY):
+        out: list[dict[str, Any] | FacetFailure] = []
+        for i, (conversation, facets) in enumerate(zip(conversations, results, strict=True)):
+            if facets is None:
+                out.append(FacetFailure(conversation["conversation_id"], errors[i], attempt))
+                continue
+            score, source = concern_score(facets.concerning, probs[i])
+            if (match := matches[i]) is not None:
+                score = blend_concern(score, match)
+                facets.categories = gated_category(codes[i], score)
+            elif facets.concerning < MIN_CONCERN_FOR_CATEGORY:
                 facets.categories = []
-            elif self.matcher is not None:
-                facets.categories = [code] if (code := codes[i]) else []
-        return matches
+            out.append(self._row(conversation, facets, score, source, match))
+        return out
 
     def _row(
         self,
         conversation: dict[str, Any],
         facets: FacetOutput,
-        probs: dict[int, float] | None,
+        score: float,
+        source: str,
         match: float | None,
     ) -> dict[str, Any]:
-        score, source = concern_score(facets.concerning, probs)
-        if match is not None:
-            score = blend_concern(score, match)
         return {
             "conversation_id": conversation["conversation_id"],
             "account": conversation["account"],

@@ -10,9 +10,11 @@ import pytest
 from summarize.categories import (
     CONCERN_MATCH_WEIGHT,
     MATCH_FULL_SCORE,
+    MIN_SCORE_FOR_CATEGORY,
     CategoryMatcher,
     blend_concern,
     categorizer_id,
+    gated_category,
     match_concern,
     prototypes,
     user_text,
@@ -122,16 +124,15 @@ def _conversation(cid: str, text: str) -> dict:
 @pytest.mark.parametrize(
     ("concerning", "llm_categories", "with_matcher", "expected"),
     [
-        (4, ["weapons"], True, ["fraud"]),  # the model says a category applies; the matcher says which
-        (2, ["weapons"], True, ["fraud"]),
-        (1, ["weapons"], True, []),  # rated benign: no category
-        (5, ["none"], True, []),  # no category named: none, however concerning
+        (4, ["weapons"], True, ["fraud"]),  # concern_score over the gate: the matcher says which
+        (4, ["none"], True, ["fraud"]),  # with a matcher the model need not name one
+        (1, ["weapons"], True, []),  # concern_score under the gate: no category
         (4, ["weapons"], False, ["weapons"]),  # without a matcher the model's own codes stay
         (4, ["weapons"], "unrelated", []),  # the matcher finds no category close enough
-        (1, ["weapons"], False, []),
+        (1, ["weapons"], False, []),  # without a matcher: none where rated benign
     ],
 )
-def test_categories_only_where_the_model_names_one_above_benign(
+def test_categories_where_the_concern_score_reaches_the_gate(
     concerning, llm_categories, with_matcher, expected
 ):
     matcher = CategoryMatcher(TINY, WordEmbedder()) if with_matcher else None
@@ -140,6 +141,18 @@ def test_categories_only_where_the_model_names_one_above_benign(
     [row] = extractor.extract_many([_conversation("c1", text)])
     assert row["categories"] == expected
     assert row["concerning"] == concerning
+
+
+@pytest.mark.parametrize(
+    ("code", "concern", "expected"),
+    [
+        ("fraud", MIN_SCORE_FOR_CATEGORY, ["fraud"]),
+        ("fraud", MIN_SCORE_FOR_CATEGORY - 0.01, []),
+        (None, 5.0, []),  # nothing close enough to name
+    ],
+)
+def test_gated_category(code, concern, expected):
+    assert gated_category(code, concern) == expected
 
 
 @pytest.mark.parametrize(
@@ -194,9 +207,8 @@ def test_concern_score_blends_the_category_match_only_with_a_matcher(with_matche
     assert unrelated["concern_score"] == pytest.approx(blend_concern(2.0, 0.0))
     assert close["concern_score"] > unrelated["concern_score"]  # closer to a category's examples ranks higher
     assert 0 < CONCERN_MATCH_WEIGHT < 1
-    assert (
-        close["categories"] == [] and close["concerning"] == 2
-    )  # no category named: the blend leaves it alone
+    gated = close["concern_score"] >= MIN_SCORE_FOR_CATEGORY
+    assert close["categories"] == (["fraud"] if gated else []) and unrelated["categories"] == []
 
 
 def test_cache_key_names_the_categorizer():

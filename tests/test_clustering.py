@@ -83,7 +83,7 @@ def test_cluster_table_counts_and_noise():
         {
             "conversation_id": list("abcde"),
             "account": ["p1", "p1", "p2", "p3", "p4"],
-            "concerning": [1, 5, 3, 4, 2],
+            "concern_score": [1.2, 4.6, 3.0, 3.4, 2.0],
             "task": ["coding"] * 5,
             "categories": [[], ["ncr"], ["ncr"], [], []],
         }
@@ -100,7 +100,8 @@ def test_cluster_table_counts_and_noise():
     )
     row = table.filter(pl.col("cluster_id") == 0).row(0, named=True)
     assert (row["conversations"], row["unique_accounts"], row["cat_ncr"]) == (3, 2, 2)
-    assert row["mean_concern"] == pytest.approx(3.0)
+    assert row["mean_concern"] == pytest.approx((1.2 + 4.6 + 3.0) / 3)
+    assert row["share_concerning"] == pytest.approx(2 / 3)  # 3.0 is the threshold, counted
     assert NOISE not in table["cluster_id"].to_list()
 
 

@@ -69,6 +69,7 @@ def synthetic_state(state_dir, accounts_per_cluster):
                     "task": "coding",
                     "topic": "t",
                     "concerning": 1,
+                    "concern_score": 1.0,
                     "categories": [],
                 }
             )

@@ -11,6 +11,7 @@ from privacy.dp import (
     bound_contributions,
     bound_partitions,
     dp_cluster_counts,
+    dp_raw_counts,
     select_partitions,
     selection_parameters,
     selection_withheld,
@@ -25,7 +26,7 @@ def members(rows):
             "conversation_id": pl.Utf8,
             "account": pl.Utf8,
             "cluster_id": pl.Int64,
-            "concerning": pl.Int64,
+            "concern_score": pl.Float64,
             "categories": pl.List(pl.Utf8),
         },
     )
@@ -52,7 +53,9 @@ def test_bounding_limits_conversations_and_clusters_per_account():
 
 
 def test_noisy_counts_spend_the_budget_and_stay_close_on_large_clusters():
-    rows = [(f"c{i}", f"a{i}", i % 2, 5 if i % 4 == 0 else 1, ["ncr"] if i % 2 else []) for i in range(20000)]
+    rows = [
+        (f"c{i}", f"a{i}", i % 2, 4.7 if i % 4 == 0 else 1.2, ["ncr"] if i % 2 else []) for i in range(20000)
+    ]
     config = DPConfig(epsilon=1.0)
     noisy, spent = dp_cluster_counts(members(rows), [0, 1], ["ncr", "vcr"], config, salt="d")
     assert spent == pytest.approx(1.0)
@@ -62,6 +65,26 @@ def test_noisy_counts_spend_the_budget_and_stay_close_on_large_clusters():
         assert 1.0 <= row["mean_concern"] <= 5.0 and 0 <= row["share_concerning"] <= 1
     ncr = dict(zip(noisy["cluster_id"], noisy["cat_ncr"], strict=True))
     assert abs(ncr[1] - 10000) < 10 * 4 * 5 * 4 * 5 and ncr[0] < 10 * 4 * 5 * 4 * 5
+    # concern in tenths comes back in points: cluster 0 is half 4.7 and half 1.2, cluster 1 all 1.2
+    precise, _ = dp_cluster_counts(members(rows), [0, 1], [], DPConfig(epsilon=20.0), salt="d")
+    assert precise["mean_concern"].to_list() == pytest.approx([2.95, 1.2], abs=0.05)
+    assert precise["share_concerning"].to_list() == pytest.approx([0.5, 0.0], abs=0.02)
+
+
+@pytest.mark.parametrize(
+    ("score", "tenths"),
+    [
+        (2.34, 23),
+        (3.0, 30),
+        (9.0, 50),
+        (0.0, 10),
+    ],  # out-of-range scores are clipped to 1-5: sensitivity holds
+)
+def test_concern_sum_counts_clipped_tenths(score, tenths):
+    rows = [(f"c{i}", f"a{i}", 0, score, []) for i in range(40)]
+    raw, _ = dp_raw_counts(members(rows), [0], [], DPConfig(), epsilon=1e6, salt="d")
+    assert raw["concern_sum"][0] == 40 * tenths
+    assert raw["concerning_count"][0] == (40 if score >= 3.0 else 0)
 
 
 def test_noise_is_real():

@@ -7,6 +7,7 @@ import pytest
 
 from assets.definitions import RESOURCES_BY_DEPLOYMENT
 from assets.resources import PrivacyResource
+from clustering.aggregate import CONCERNING_AT
 from privacy.dp import DPConfig, SelectionConfig, select_partitions
 from privacy.release import DPAccounting, dp_level_counts, with_dp_counts
 from reporting.tables import build_report_tables
@@ -23,7 +24,7 @@ def hierarchy(
         for a in range(n):
             conv = f"c{cid}-{a}"
             facet = {
-                "concerning": 1 + (a * 7 + cid + seed_concern) % 5,
+                "concern_score": 1 + ((a * 7 + cid + seed_concern) % 9) / 2,
                 "categories": ["ncr"] if a % 2 else [],
             }
             rows.append(
@@ -131,8 +132,8 @@ def exact_released(members: pl.DataFrame, ids: list[int]) -> pl.DataFrame:
         .agg(
             pl.len().cast(pl.Int64).alias("conversations"),
             pl.col("account").n_unique().cast(pl.Int64).alias("unique_accounts"),
-            pl.col("concerning").mean().alias("mean_concern"),
-            (pl.col("concerning") >= 4).mean().alias("share_concerning"),
+            pl.col("concern_score").mean().alias("mean_concern"),
+            (pl.col("concern_score") >= CONCERNING_AT).mean().alias("share_concerning"),
             *[pl.col("categories").list.contains(c).sum().cast(pl.Int64).alias(f"cat_{c}") for c in CODES],
         )
         .with_columns(pl.lit("d").alias("day"), pl.format("Cluster {}", "cluster_id").alias("title"))

@@ -12,6 +12,7 @@ from benchmarks.facets import (
     _rematch,
     _write_items,
     bootstrap_auprc_ci,
+    cluster_concern_rate,
     excluded_ids,
     load_items,
     merge_chunks,
@@ -221,3 +222,26 @@ def test_rematch_recomputes_concern_score_from_the_stored_answer_and_the_matcher
     assert out[0]["concern_score"] == pytest.approx(blend_concern(1.75, matches[0]))
     assert out[1]["concern_score"] == pytest.approx(blend_concern(1.0, matches[1]))
     assert out[0]["concern_probs"] == probs and stored[0]["concern_score"] == 9.0  # inputs untouched
+
+
+@pytest.mark.parametrize(
+    ("values", "at", "expected"),
+    [
+        ([4.0], 4, 1.0),  # every cluster's mean reaches 3
+        ([1.0], 4, 0.0),
+        ([2.9], 3.0, 0.0),  # mean under 3, nobody rated concerning
+        ([1.0, 3.0], 3.0, None),  # half the draws rated concerning: depends on the draw, strictly between
+        ([1.0, 3.5], 4, None),
+    ],
+)
+def test_cluster_concern_rate_follows_the_flag_rules(values, at, expected):
+    rate = cluster_concern_rate(values, at)
+    if expected is None:
+        assert 0.0 < rate < 1.0
+    else:
+        assert rate == expected
+    assert cluster_concern_rate(values, at) == rate  # seeded
+
+
+def test_cluster_concern_rate_of_nothing_is_none():
+    assert cluster_concern_rate([], 3.0) is None

@@ -237,7 +237,7 @@ def test_aggregated_counts_are_consistent_over_the_tree(embedder):
         {
             "conversation_id": [f"c{i}" for i in range(n)],
             "account": [f"a{rng.integers(0, 30)}" for _ in range(n)],
-            "concerning": rng.integers(1, 6, n),
+            "concern_score": rng.uniform(1, 5, n),
             "task": rng.choice(["coding", "writing"], n),
             "categories": [["vcr"] if rng.random() < 0.2 else [] for _ in range(n)],
         }

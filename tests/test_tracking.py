@@ -394,7 +394,7 @@ def write_day_state(state_dir, day, sizes):
                     "request": f"request {axis} number {i}",
                     "task": "t",
                     "topic": "t",
-                    "concerning": concern,
+                    "concern_score": float(concern),
                     "categories": ["ncr"] if concern >= 4 else [],
                 }
             )
