@@ -42,6 +42,7 @@ import os
 import platform
 import sys
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -430,6 +431,13 @@ def run(args: argparse.Namespace) -> dict:
                             campaign_reasons[idx].get(d, [])
                         )
                         campaign_reasons[idx][d] = sorted(kinds)
+        codes_of = dict(zip(flags["cluster_id"].to_list(), flags["reason_codes"].to_list(), strict=True))
+        false_codes = Counter(  # which rules made the false flags
+            code
+            for c in lookout
+            if not owner_of.get(c, "background").startswith("campaign")
+            for code in codes_of[c]
+        )
         campaign_rows = stream.filter(pl.col("label") != "background")
         in_clusters = assignments.join(campaign_rows.select("conversation_id"), on="conversation_id")
         reasons = flags.filter(pl.col("flagged") & pl.col("cluster_id").is_in(list(released_ids)))[
@@ -481,6 +489,7 @@ def run(args: argparse.Namespace) -> dict:
                     k: sum(reason_kind(r) == k for rs in reasons for r in rs)
                     for k in sorted({reason_kind(r) for rs in reasons for r in rs})
                 },
+                "lookout_false_flag_codes": dict(sorted(false_codes.items())),
             }
         )
         print(
@@ -588,6 +597,14 @@ def combine(runs: list[dict]) -> dict:
         "config": config,
         **side(lambda r: r),
         "baseline": {"rule": runs[0]["baseline"]["rule"], **side(lambda r: r["baseline"])},
+        "false_flag_reason_codes": dict(
+            sorted(
+                sum(
+                    (Counter(p.get("lookout_false_flag_codes", {})) for r in runs for p in r["per_day"][1:]),
+                    Counter(),
+                ).items()
+            )
+        ),
         "runs": [{k: v for k, v in r.items() if k not in ("benchmark", "facets")} for r in runs],
         "seconds": round(sum(r["seconds"]["total"] for r in runs), 1),
         "machine": runs[0]["machine"],
