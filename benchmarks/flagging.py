@@ -17,7 +17,8 @@ Facet extraction is replaced by label-derived facets: the embedded LLM takes
 ~3.6 s per conversation on this CPU (hours for this volume), so ``concerning``
 and ``categories`` come from the datasets' own labels and ``request`` is the
 prompt text. ``concern_score``, which the aggregates read, is the default model's
-mean ``concern_score`` at that integer on the facet benchmark (``--concern``). The benchmark therefore measures linking and flagging, not the LLM.
+mean ``concern_score`` at that integer on the facet benchmark (``--concern``).
+The benchmark therefore measures linking and flagging, not the LLM.
 
 Base clusters are finer than the deployment default (``--min-cluster-fraction``
 0.005 rather than 0.02): at 0.02 no campaign under 2% of a day's traffic can be
@@ -431,13 +432,12 @@ def run(args: argparse.Namespace) -> dict:
                             campaign_reasons[idx].get(d, [])
                         )
                         campaign_reasons[idx][d] = sorted(kinds)
+
+        def is_false(c: int, owner_of: dict[int, str] = owner_of) -> bool:  # no campaign makes up half of c
+            return not owner_of.get(c, "background").startswith("campaign")
+
         codes_of = dict(zip(flags["cluster_id"].to_list(), flags["reason_codes"].to_list(), strict=True))
-        false_codes = Counter(  # which rules made the false flags
-            code
-            for c in lookout
-            if not owner_of.get(c, "background").startswith("campaign")
-            for code in codes_of[c]
-        )
+        false_codes = Counter(code for c in lookout if is_false(c) for code in codes_of[c])  # which rules
         campaign_rows = stream.filter(pl.col("label") != "background")
         in_clusters = assignments.join(campaign_rows.select("conversation_id"), on="conversation_id")
         reasons = flags.filter(pl.col("flagged") & pl.col("cluster_id").is_in(list(released_ids)))[
@@ -478,13 +478,9 @@ def run(args: argparse.Namespace) -> dict:
                 "campaign_conversations": len(campaign_rows),
                 "campaign_conversations_clustered": int((in_clusters["cluster_id"] != -1).sum()),
                 "lookout_flags": len(lookout),
-                "lookout_false_flags": sum(
-                    not owner_of.get(c, "background").startswith("campaign") for c in lookout
-                ),
+                "lookout_false_flags": sum(map(is_false, lookout)),
                 "baseline_flags": len(naive),
-                "baseline_false_flags": sum(
-                    not owner_of.get(c, "background").startswith("campaign") for c in naive
-                ),
+                "baseline_false_flags": sum(map(is_false, naive)),
                 "lookout_flag_reasons": {
                     k: sum(reason_kind(r) == k for rs in reasons for r in rs)
                     for k in sorted({reason_kind(r) for rs in reasons for r in rs})
@@ -590,6 +586,10 @@ def combine(runs: list[dict]) -> dict:
         }
 
     config = {k: v for k, v in runs[0]["config"].items() if k not in ("seed", "steady_hazard")}
+    false_codes: Counter[str] = Counter()
+    for r in runs:
+        for p in r["per_day"][1:]:  # day 0 is not scored
+            false_codes.update(p["lookout_false_flag_codes"])
     return {
         "benchmark": "flagging",
         "facets": runs[0]["facets"],
@@ -597,14 +597,7 @@ def combine(runs: list[dict]) -> dict:
         "config": config,
         **side(lambda r: r),
         "baseline": {"rule": runs[0]["baseline"]["rule"], **side(lambda r: r["baseline"])},
-        "false_flag_reason_codes": dict(
-            sorted(
-                sum(
-                    (Counter(p.get("lookout_false_flag_codes", {})) for r in runs for p in r["per_day"][1:]),
-                    Counter(),
-                ).items()
-            )
-        ),
+        "false_flag_reason_codes": dict(sorted(false_codes.items())),
         "runs": [{k: v for k, v in r.items() if k not in ("benchmark", "facets")} for r in runs],
         "seconds": round(sum(r["seconds"]["total"] for r in runs), 1),
         "machine": runs[0]["machine"],
