@@ -57,7 +57,9 @@ bench: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m benchmarks.clustering
 	$(PY) -m benchmarks.embedders
 	$(PY) -m benchmarks.privacy
-	$(PY) -m benchmarks.flagging
+	$(PY) -m benchmarks.flagging --sweep min_share_concerning=0.5,0.6,0.7,0.8,1.01 --sweep min_mean_concern=2.8,3.0,3.2
+	$(PY) -m benchmarks.flagging --sweep min_share_concerning=0.5,0.6,0.7,0.8,1.01 --sweep min_mean_concern=2.8,3.0,3.2 \
+	  --seeds 11,12,13,14 --out benchmarks/results/flagging_tuning.json
 	$(PY) -m benchmarks.scale
 
 # mypy checks the packages listed in pyproject.toml ([tool.mypy] files).

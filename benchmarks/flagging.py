@@ -30,6 +30,14 @@ least ``FlagRules.min_mean_concern`` (no novelty, growth or coordination test).
 Every seed draws its own stream and campaign behaviours; rates and start days are fixed.
 
     python -m benchmarks.flagging [--seeds 7,1,2,3] [--days 14] [--per-day 600] [--out benchmarks/results/flagging.json]
+        [--rule FIELD=VALUE] [--sweep FIELD=V1,V2,...]
+
+``--sweep`` scores each combination of flag thresholds on the same days (clusters,
+tracks and coordination signals are computed once) and picks one by ``SELECTION_RULE``.
+The defaults were checked on seeds disjoint from the benchmark's (``make bench`` runs both):
+
+    python -m benchmarks.flagging --seeds 11,12,13,14 --sweep min_share_concerning=0.5,0.6,0.7,0.8,1.01
+        --sweep min_mean_concern=2.8,3.0,3.2 --out benchmarks/results/flagging_tuning.json
 """
 
 from __future__ import annotations
@@ -38,17 +46,20 @@ import argparse
 import csv
 import datetime as dt
 import gzip
+import itertools
 import json
 import os
 import platform
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+
+from clustering.tracking import FlagRules
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"
@@ -259,11 +270,58 @@ def concern_scale(source: str) -> dict[int, float]:
     return scale
 
 
+# Fields that ``coordination_signals`` reads: a sweep reuses one day's signals, so it cannot vary them.
+SIGNAL_FIELDS = ("request_similarity", "burst_window_minutes")
+
+
+def parse_sweep(text: str) -> tuple[str, list[str]]:
+    """``FIELD=V1,V2,...`` from the command line."""
+    field, _, values = text.partition("=")
+    if not values:
+        raise argparse.ArgumentTypeError(f"--sweep {text!r}: expected FIELD=V1,V2,...")
+    return field, values.split(",")
+
+
+def sweep_variants(sweep: list[tuple[str, list[str]]], rules: FlagRules) -> list[FlagRules]:
+    """Every combination of the swept ``FlagRules`` values, the other fields as in ``rules``."""
+    names = {f.name for f in fields(FlagRules)}
+    for field, _ in sweep:
+        if field not in names:
+            raise SystemExit(f"--sweep: FlagRules has no field {field!r}")
+        if field in SIGNAL_FIELDS:
+            raise SystemExit(f"--sweep: {field} changes the coordination signals, which a sweep reuses")
+    grids = [[(field, type(getattr(rules, field))(v)) for v in values] for field, values in sweep]
+    return [replace(rules, **dict(combo)) for combo in itertools.product(*grids)] if sweep else []
+
+
+def changed_rules(rules: FlagRules, defaults: FlagRules) -> dict[str, float]:
+    """The fields of ``rules`` that differ from ``defaults`` (empty: the defaults)."""
+    return {k: v for k, v in asdict(rules).items() if v != getattr(defaults, k)}
+
+
+def cluster_owners(assignments: pl.DataFrame, stream: pl.DataFrame) -> dict[int, str]:
+    """The ``label`` that makes up at least half of each cluster (noise excluded).
+
+    A campaign wins a 50/50 tie with background: it is sorted last, so the dict keeps
+    it, which also makes the owner independent of ``group_by``'s row order.
+    """
+    owner = (
+        assignments.join(stream.select("conversation_id", "label"), on="conversation_id")
+        .filter(pl.col("cluster_id") != -1)
+        .group_by("cluster_id", "label")
+        .agg(pl.len().alias("n"))
+        .with_columns((pl.col("n") / pl.col("n").sum().over("cluster_id")).alias("share"))
+        .filter(pl.col("share") >= 0.5)
+        .sort("cluster_id", pl.col("label").str.starts_with("campaign"))
+    )
+    return dict(zip(owner["cluster_id"].to_list(), owner["label"].to_list(), strict=True))
+
+
 def run(args: argparse.Namespace) -> dict:
     from clustering.aggregate import assignments_frame, cluster_table
     from clustering.cluster import ClusterParams, cluster_embeddings
     from clustering.naming import NamedCluster
-    from clustering.tracking import FlagRules, TrackingParams, centroids, coordination_signals, track_day
+    from clustering.tracking import TrackingParams, centroids, coordination_signals, track_day
     from privacy.gate import Thresholds, apply_thresholds
     from summarize.taxonomy import load_taxonomy
 
@@ -322,6 +380,8 @@ def run(args: argparse.Namespace) -> dict:
     defaults = FlagRules()
     tracking = TrackingParams()
     rules = FlagRules(**{k: type(getattr(defaults, k))(v) for k, v in args.rule})
+    variants = sweep_variants(args.sweep, rules)
+    sweep_hits: list[dict[int, list[int]]] = [{c: [] for c in range(len(campaigns))} for _ in variants]
     thresholds = Thresholds()
     stored_by_day: dict[str, pl.DataFrame] = {}
     totals_by_day: dict[str, int] = {}
@@ -401,16 +461,7 @@ def run(args: argparse.Namespace) -> dict:
 
         released, _ = apply_thresholds(clusters, assignments, thresholds)
         released_ids = set(released["cluster_id"].to_list())
-        # Which source makes up at least half of each cluster.
-        owner = (
-            assignments.join(stream.select("conversation_id", "label"), on="conversation_id")
-            .filter(pl.col("cluster_id") != -1)
-            .group_by("cluster_id", "label")
-            .agg(pl.len().alias("n"))
-            .with_columns((pl.col("n") / pl.col("n").sum().over("cluster_id")).alias("share"))
-            .filter(pl.col("share") >= 0.5)
-        )
-        owner_of = dict(zip(owner["cluster_id"].to_list(), owner["label"].to_list(), strict=True))
+        owner_of = cluster_owners(assignments, stream)
         lookout = [c for c in flags.filter(pl.col("flagged"))["cluster_id"].to_list() if c in released_ids]
         naive = [
             c
@@ -435,6 +486,31 @@ def run(args: argparse.Namespace) -> dict:
 
         def is_false(c: int, owner_of: dict[int, str] = owner_of) -> bool:  # no campaign makes up half of c
             return not owner_of.get(c, "background").startswith("campaign")
+
+        sweep_false_flags = []
+        for v, variant in enumerate(variants):
+            # Same clusters, tracks and coordination signals; only the flag thresholds differ.
+            _, variant_flags = track_day(
+                day,
+                clusters,
+                centre_frame,
+                len(facets),
+                history,
+                {w: totals_by_day[w] for w in window},
+                severity,
+                tracking,
+                variant,
+                coordination,
+            )
+            flagged = [
+                c
+                for c in variant_flags.filter(pl.col("flagged"))["cluster_id"].to_list()
+                if c in released_ids
+            ]
+            for c in flagged:
+                if not is_false(c):
+                    sweep_hits[v][int(owner_of[c].removeprefix("campaign"))].append(d)
+            sweep_false_flags.append(sum(map(is_false, flagged)))
 
         codes_of = dict(zip(flags["cluster_id"].to_list(), flags["reason_codes"].to_list(), strict=True))
         false_codes = Counter(code for c in lookout if is_false(c) for code in codes_of[c])  # which rules
@@ -465,6 +541,7 @@ def run(args: argparse.Namespace) -> dict:
                 "coordinated",
                 "flagged",
             )
+            .sort("campaign", "conversations")  # the join's row order is not fixed
         )
         per_day.append(
             {
@@ -486,6 +563,7 @@ def run(args: argparse.Namespace) -> dict:
                     for k in sorted({reason_kind(r) for rs in reasons for r in rs})
                 },
                 "lookout_false_flag_codes": dict(sorted(false_codes.items())),
+                **({"sweep_false_flags": sweep_false_flags} if variants else {}),
             }
         )
         print(
@@ -517,8 +595,9 @@ def run(args: argparse.Namespace) -> dict:
     scored = per_day[1:]  # day 0 has no history, so nothing can be new or growing
     quiet = [p for p in scored if not p["campaigns_active"]]
 
-    def false_rate(key: str, days: list[dict]) -> float | None:
-        return round(sum(p[key] for p in days) / len(days), 3) if days else None
+    def false_rate(key: str, days: list[dict], variant: int | None = None) -> float | None:
+        counts = [p[key] if variant is None else p[key][variant] for p in days]
+        return round(sum(counts) / len(days), 3) if days else None
 
     return {
         "benchmark": "flagging",
@@ -558,6 +637,18 @@ def run(args: argparse.Namespace) -> dict:
             "false_flags_per_day": false_rate("baseline_false_flags", scored),
             "false_flags_per_campaign_free_day": false_rate("baseline_false_flags", quiet),
         },
+        "sweep": [
+            {
+                "rules": changed_rules(variant, defaults),
+                "campaigns": [
+                    {k: c[k] for k in ("rate", "start_day", "flagged_day", "days_to_flag")}
+                    for c in campaign_results(hits)
+                ],
+                "false_flags_per_day": false_rate("sweep_false_flags", scored, v),
+                "false_flags_per_campaign_free_day": false_rate("sweep_false_flags", quiet, v),
+            }
+            for v, (variant, hits) in enumerate(zip(variants, sweep_hits, strict=True))
+        ],
         "per_day": per_day,
         "seconds": {
             "total": round(time.perf_counter() - started, 1),
@@ -567,6 +658,51 @@ def run(args: argparse.Namespace) -> dict:
         },
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
     }
+
+
+SELECTION_RULE = (
+    "of the run's own rules and the swept variants, keep those that flag at least as many "
+    "campaigns within 2 days as the run's own rules and flag every campaign those rules flag, "
+    "no later in total; of these, the fewest false flags a day; within 0.01 a day of it, the "
+    "fewest fields changed from the run's rules, then the smallest total change"
+)
+
+
+def within_two_days(delays: list[int | None]) -> int:
+    """Campaigns flagged at most 2 days after they start (None: never flagged)."""
+    return sum(d is not None and d <= 2 for d in delays)
+
+
+def pick_variant(result: dict) -> dict | None:
+    """The variant, the run's own rules included, that ``SELECTION_RULE`` picks (None: no sweep)."""
+    reference = result["config"]["flag_rules"]
+    ref = [c["days_to_flag"] for c in result["campaigns"]]
+    caught = [i for i, d in enumerate(ref) if d is not None]
+
+    def kept(variant: dict) -> bool:
+        delays = [c["days_to_flag"] for c in variant["campaigns"]]
+        return (
+            within_two_days(delays) >= within_two_days(ref)
+            and all(delays[i] is not None for i in caught)
+            and sum(delays[i] or 0 for i in caught) <= sum(ref[i] or 0 for i in caught)
+        )
+
+    def change(variant: dict) -> tuple[int, float]:
+        full = {**asdict(FlagRules()), **variant["rules"]}
+        diffs = [abs(full[k] - reference[k]) for k in reference if full[k] != reference[k]]
+        return len(diffs), sum(diffs)
+
+    own = {
+        "rules": changed_rules(FlagRules(**reference), FlagRules()),
+        "campaigns": result["campaigns"],
+        "false_flags_per_day": result["false_flags_per_day"],
+    }
+    if not result.get("sweep") or own["false_flags_per_day"] is None:
+        return None
+    # The run's own rules are always a candidate, so a pick never does worse than them.
+    candidates = [own] + [v for v in result["sweep"] if kept(v) and v["false_flags_per_day"] is not None]
+    fewest = min(v["false_flags_per_day"] for v in candidates)
+    return min((v for v in candidates if v["false_flags_per_day"] <= fewest + 0.01), key=change)
 
 
 def combine(runs: list[dict]) -> dict:
@@ -590,7 +726,7 @@ def combine(runs: list[dict]) -> dict:
     for r in runs:
         for p in r["per_day"][1:]:  # day 0 is not scored
             false_codes.update(p["lookout_false_flag_codes"])
-    return {
+    result = {
         "benchmark": "flagging",
         "facets": runs[0]["facets"],
         "seeds": [r["config"]["seed"] for r in runs],
@@ -598,10 +734,18 @@ def combine(runs: list[dict]) -> dict:
         **side(lambda r: r),
         "baseline": {"rule": runs[0]["baseline"]["rule"], **side(lambda r: r["baseline"])},
         "false_flag_reason_codes": dict(sorted(false_codes.items())),
+        "sweep": [
+            {"rules": variant["rules"], **side(lambda r, i=i: r["sweep"][i])}
+            for i, variant in enumerate(runs[0]["sweep"])
+        ],
         "runs": [{k: v for k, v in r.items() if k not in ("benchmark", "facets")} for r in runs],
         "seconds": round(sum(r["seconds"]["total"] for r in runs), 1),
         "machine": runs[0]["machine"],
     }
+    if result["sweep"]:
+        chosen = pick_variant(result)
+        result["sweep_pick"] = {"rule": SELECTION_RULE, "rules": None if chosen is None else chosen["rules"]}
+    return result
 
 
 def print_table(result: dict) -> None:
@@ -612,9 +756,8 @@ def print_table(result: dict) -> None:
         for rate in sorted({c["rate"] for c in side["campaigns"]}):
             camps = [c for c in side["campaigns"] if c["rate"] == rate]
             delays = [c["days_to_flag"] for c in camps]
-            within = sum(d is not None and d <= 2 for d in delays)
             shown = ", ".join("-" if d is None else f"+{d}" for d in delays)
-            rows.append((method, f"{rate:.1%}/day", f"{within}/{seeds}", shown))
+            rows.append((method, f"{rate:.1%}/day", f"{within_two_days(delays)}/{seeds}", shown))
         rows.append(
             (
                 method,
@@ -623,6 +766,27 @@ def print_table(result: dict) -> None:
                 f"{side['false_flags_per_day']} (campaign-free days {side['false_flags_per_campaign_free_day']})",
             )
         )
+    for variant in result.get("sweep", []):
+        delays = [c["days_to_flag"] for c in variant["campaigns"]]
+        changed = ", ".join(f"{k}={v}" for k, v in variant["rules"].items()) or "defaults"
+        rows.append(
+            (
+                f"sweep {changed}",
+                "all rates",
+                f"{within_two_days(delays)}/{len(delays)}",
+                f"false flags/day {variant['false_flags_per_day']} "
+                f"(campaign-free days {variant['false_flags_per_campaign_free_day']}); "
+                f"delay sum {sum(d for d in delays if d is not None)}",
+            )
+        )
+    if "sweep_pick" in result:
+        chosen = result["sweep_pick"]["rules"]
+        shown = (
+            "none (no scored days)"
+            if chosen is None
+            else ", ".join(f"{k}={v}" for k, v in chosen.items()) or "defaults"
+        )
+        rows.append(("sweep pick", "", "", shown))
     head = ("method", "campaign", "flagged <= 2 days", "days to flag per seed (- missed)")
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
     for r in [head, tuple("-" * w for w in widths), *rows]:
@@ -665,6 +829,14 @@ def main(argv: list[str] | None = None) -> None:
         type=lambda s: tuple(s.split("=", 1)),
         metavar="FIELD=VALUE",
         help="override a FlagRules field",
+    )
+    parser.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        type=parse_sweep,
+        metavar="FIELD=V1,V2,...",
+        help="also score every combination of these FlagRules values on the same days (repeatable)",
     )
     parser.add_argument(
         "--concern",
