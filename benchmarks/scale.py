@@ -528,14 +528,15 @@ def capacity(runs: list[dict], llm: dict | None) -> dict:
     for mode in MODES:
         row = largest(BEAM_STAGE, mode)
         if row and row.get("cpu_s"):
-            per_core.append((row["records"] / row["cpu_s"], mode, row["n"]))
+            per_core.append((row["records"] / row["cpu_s"], mode, row["n"], row.get("commit")))
     if per_core:
-        rate, mode, n = max(per_core)
+        rate, mode, n, commit = max(per_core, key=lambda row: row[0])
         core_s = CONVERSATIONS_PER_DAY / rate
         cores = math.ceil(core_s / window * HEADROOM)
         out["redaction"] = {
             "records_per_cpu_s": round(rate, 2),
-            "from": f"{mode} at n={n}",
+            # A run merged from an earlier commit (--merge) says which.
+            "from": f"{mode} at n={n}" + (f" (commit {commit})" if commit else ""),
             "core_hours_per_day": round(core_s / 3600, 1),
             "cores": cores,
         }
