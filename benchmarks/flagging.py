@@ -54,6 +54,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, fields, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -441,7 +442,9 @@ def run(args: argparse.Namespace) -> dict:
         coordination = coordination_signals(
             facets, assignments, rules, request_vectors=day_vectors, seen_accounts=seen
         )
-        stored, flags = track_day(
+        # Today's linking and flagging; only the flag rules vary (the sweep below).
+        track = partial(
+            track_day,
             day,
             clusters,
             centre_frame,
@@ -450,9 +453,8 @@ def run(args: argparse.Namespace) -> dict:
             {w: totals_by_day[w] for w in window},
             severity,
             tracking,
-            rules,
-            coordination,
         )
+        stored, flags = track(rules, coordination)
         stored_by_day[day], totals_by_day[day], accounts_by_day[day] = (
             stored,
             len(facets),
@@ -490,18 +492,7 @@ def run(args: argparse.Namespace) -> dict:
         sweep_false_flags = []
         for v, variant in enumerate(variants):
             # Same clusters, tracks and coordination signals; only the flag thresholds differ.
-            _, variant_flags = track_day(
-                day,
-                clusters,
-                centre_frame,
-                len(facets),
-                history,
-                {w: totals_by_day[w] for w in window},
-                severity,
-                tracking,
-                variant,
-                coordination,
-            )
+            _, variant_flags = track(variant, coordination)
             flagged = [
                 c
                 for c in variant_flags.filter(pl.col("flagged"))["cluster_id"].to_list()
