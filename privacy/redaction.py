@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from presidio_analyzer import AnalyzerEngine, EntityRecognizer, PatternRecognizer, RecognizerResult
+from presidio_analyzer import AnalyzerEngine, EntityRecognizer, RecognizerResult
 from presidio_anonymizer import AnonymizerEngine
 from presidio_anonymizer.entities import OperatorConfig
 
@@ -223,16 +223,23 @@ class Redactor:
         parts: list[list[str]] = [[] for _ in texts]
         counts = [Counter[str]() for _ in texts]
         found_values: list[set[tuple[str, str]]] = [set() for _ in texts]
+        # One set of echo recognizers per distinct known set: a conversation's
+        # replies share it, and each recognizer compiles its regex once.
+        echoes: dict[frozenset[tuple[str, str]], list[EntityRecognizer]] = {}
         for k, ((i, chunk), (_, nlp_artifacts)) in enumerate(zip(prepared, artifacts, strict=True)):
+            echo = None
+            if known and known[i]:
+                key = frozenset(known[i])
+                if key not in echoes:
+                    echoes[key] = echo_recognizers(known[i], self.echo_flags)
+                echo = echoes[key]
             results = self.analyzer.analyze(
                 text=chunk,
                 language=self.language,
                 entities=self.entities,
                 score_threshold=self.score_threshold,
                 nlp_artifacts=nlp_artifacts,
-                ad_hoc_recognizers=(
-                    echo_recognizers(known[i], self.echo_flags) if known and known[i] else None
-                ),
+                ad_hoc_recognizers=echo or None,
             )
             results = drop_implausible(chunk, results)
             if extra[k]:
@@ -256,6 +263,41 @@ class Redactor:
         ]
 
 
+class EchoRecognizer(EntityRecognizer):
+    """Finds values already found in the conversation, as whole words (a deny list).
+
+    Matches like Presidio's deny-list ``PatternRecognizer`` (score 1.0, whole
+    words), but compiles one stdlib regex once: a deny list is built per
+    conversation, and the ``regex`` module compiled each one twice, about 4x
+    slower per compile.
+    """
+
+    def __init__(self, entity: str, values: Sequence[str], flags: int = ECHO_FLAGS_ANY_CASE):
+        self.pattern = re.compile(
+            r"(?:^|(?<=\W))(" + "|".join(re.escape(v) for v in values) + r")(?:(?=\W)|$)", flags
+        )
+        name = f"ConversationEcho_{entity}"
+        super().__init__(supported_entities=[entity], name=name)
+        self.entity = entity
+        self.metadata = {
+            RecognizerResult.RECOGNIZER_NAME_KEY: name,
+            RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
+        }
+
+    def load(self) -> None:
+        """Nothing to load: the pattern is compiled in ``__init__``."""
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
+        """Every whole-word occurrence of a known value."""
+        if entities and self.entity not in entities:
+            return []
+        return [
+            RecognizerResult(self.entity, m.start(), m.end(), 1.0, recognition_metadata=dict(self.metadata))
+            for m in self.pattern.finditer(text)
+            if m.end() > m.start()
+        ]
+
+
 def echo_recognizers(known: set[tuple[str, str]], flags: int = ECHO_FLAGS_ANY_CASE) -> list[EntityRecognizer]:
     """Deny-list recognizers (one per entity type) for values already found in the conversation."""
     by_type: dict[str, set[str]] = {}
@@ -263,15 +305,7 @@ def echo_recognizers(known: set[tuple[str, str]], flags: int = ECHO_FLAGS_ANY_CA
         value = value.strip()
         if len(value) >= MIN_ECHO_CHARS and entity != "DATE_TIME":
             by_type.setdefault(entity, set()).add(value)
-    return [
-        PatternRecognizer(
-            supported_entity=entity,
-            deny_list=sorted(values),
-            name=f"ConversationEcho_{entity}",
-            global_regex_flags=flags,
-        )
-        for entity, values in sorted(by_type.items())
-    ]
+    return [EchoRecognizer(entity, sorted(values), flags) for entity, values in sorted(by_type.items())]
 
 
 # A URL written without a scheme or "www." ...

@@ -412,6 +412,52 @@ def test_echo_recognizers(known, text, any_case, expected):
     assert found == expected
 
 
+@pytest.mark.parametrize(
+    ("values", "text"),
+    [
+        (["Ana Pereira", "ana@x.org"], "Bye Ana Pereira, I mailed ana@x.org and ANA PEREIRA."),
+        (["Ana"], "Banana, Ana. Ana's plan (Ana)"),
+        (["+1 555-123-4567"], "call +1 555-123-4567 or +1 555-123-45678"),
+        (["a.b", "a+b"], "a.b axb a+b aab a.b."),
+        (["Zoë Ünal"], "zoë ünal said hi to ZOË ÜNAL and Zoë Ünal"),
+    ],
+)
+@pytest.mark.parametrize("any_case", [True, False])
+def test_echo_recognizer_matches_presidios_deny_list(values, text, any_case):
+    from presidio_analyzer import PatternRecognizer
+
+    from privacy.redaction import ECHO_FLAGS_ANY_CASE, ECHO_FLAGS_EXACT_CASE, EchoRecognizer
+
+    flags = ECHO_FLAGS_ANY_CASE if any_case else ECHO_FLAGS_EXACT_CASE
+    ours = EchoRecognizer("PERSON", values, flags).analyze(text, ["PERSON"])
+    presidio = PatternRecognizer(supported_entity="PERSON", deny_list=values, global_regex_flags=flags)
+    theirs = presidio.analyze(text, ["PERSON"])
+    assert [(r.start, r.end, r.score) for r in ours] == [(r.start, r.end, r.score) for r in theirs]
+    assert ours  # every case finds something
+
+
+def test_echo_recognizers_are_built_once_per_conversation(redactor, monkeypatch):
+    import privacy.redaction as redaction
+
+    built: list[frozenset] = []
+    original = redaction.echo_recognizers
+
+    def counting(known, flags):
+        built.append(frozenset(known))
+        return original(known, flags)
+
+    monkeypatch.setattr(redaction, "echo_recognizers", counting)
+    first, second = {("PERSON", "Ana Pereira")}, {("PERSON", "Rui Costa")}
+    out = redactor.redact_batch(
+        ["Hi Ana Pereira", "Bye ana pereira", "Rui Costa here", "and Ana Pereira"],
+        tagger=[False] * 4,
+        known=[first, first, second, set(first)],
+    )
+    assert sorted(built, key=sorted) == [frozenset(first), frozenset(second)]
+    assert [r.text for r in out][:2] == ["Hi <PERSON>", "Bye <PERSON>"]
+    assert "Rui Costa" not in out[2].text and "Ana Pereira" not in out[3].text
+
+
 def test_the_pii_tagger_reads_peoples_messages_only(redactor, monkeypatch):
     from privacy.redaction import redact_conversations
 
