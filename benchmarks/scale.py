@@ -12,16 +12,20 @@ int8, its fp32 option, and plain sentence-transformers as the baseline up to
 membership on synthetic nodes) and ``report`` (report tables).
 The LLM stage is measured separately as tokens/s of the CPU engine on a handful
 of facet requests. A ``capacity`` section turns the measurements into the
-hardware a 1M-conversations-a-day deployment needs.
+hardware a 1M-conversations-a-day deployment needs. ``--baseline_ref REF`` also
+runs ``ingest_redact`` with REF's code (a temporary git worktree) on the same
+input right after this code, so a slower row can be told apart as code or machine.
 
     python -m benchmarks.scale [--sizes 1000,10000,100000] [--modes in_process,multi_processing]
         [--embed_modes onnxruntime-int8,onnxruntime-fp32,sentence-transformers] [--embed_baseline_max_n 10000]
         [--time_limit 1200] [--skip 100000] [--llm_requests 5] [--out benchmarks/results/scale.json] [--merge]
+        [--baseline_ref dd4fe3c ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -39,6 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 DAY = "2026-11-01"
 BEAM_STAGE = "ingest_redact"
 MODES = ("in_process", "multi_processing")
+DEPLOYED_MODE = "multi_processing"  # what capacity sizes redaction from
 # Embedder runtimes for the embed stage (the row's mode): the default, int8, and the
 # plain sentence-transformers baseline.
 EMBED_MODES = ("onnxruntime-int8", "onnxruntime-fp32", "sentence-transformers")
@@ -461,9 +466,12 @@ def _child_main(argv: list[str]) -> None:
     result_path.write_text(json.dumps(result))
 
 
-def run_child(stage: str, n: int, mode: str, work: Path, time_limit: float) -> dict:
-    """Run one stage in a fresh interpreter under ``time_limit``; ``{"status": "timeout"}`` when it runs over."""
-    result_path = work / f"result_{stage}_{mode}.json"
+def run_child(stage: str, n: int, mode: str, work: Path, time_limit: float, repo: Path = REPO) -> dict:
+    """Run one stage in a fresh interpreter under ``time_limit``; ``{"status": "timeout"}`` when it runs over.
+
+    ``repo`` is the checkout whose code runs (a baseline ref's worktree, or this one).
+    """
+    result_path = work / f"result_{stage}_{mode}_{repo.name}.json"
     result_path.unlink(missing_ok=True)
     cmd = [
         sys.executable,
@@ -477,8 +485,9 @@ def run_child(stage: str, n: int, mode: str, work: Path, time_limit: float) -> d
         str(result_path),
     ]
     started = time.perf_counter()
+    env = {**os.environ, "PYTHONPATH": str(repo)}  # Beam's worker processes import the same code
     proc = subprocess.Popen(
-        cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        cmd, cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
     )
     try:
         _, err = proc.communicate(timeout=time_limit)
@@ -509,7 +518,8 @@ HEADROOM = 1.5  # retries, backfills and skew
 
 def capacity(runs: list[dict], llm: dict | None) -> dict:
     """Hardware for CONVERSATIONS_PER_DAY from the measured rates and the stated vLLM assumption."""
-    ok = [r for r in runs if r.get("status") == "ok"]
+    # A baseline ref's rows (``mode@commit``) are for comparison, not for sizing.
+    ok = [r for r in runs if r.get("status") == "ok" and base_mode(r["mode"]) == r["mode"]]
     window = BATCH_WINDOW_H * 3600
     out: dict = {
         "conversations_per_day": CONVERSATIONS_PER_DAY,
@@ -524,13 +534,11 @@ def capacity(runs: list[dict], llm: dict | None) -> dict:
         return max(rows, key=lambda r: r["n"]) if rows else None
 
     # Records per CPU-second is records/s per fully used core, whatever else shared the machine.
-    per_core = []
-    for mode in MODES:
-        row = largest(BEAM_STAGE, mode)
-        if row and row.get("cpu_s"):
-            per_core.append((row["records"] / row["cpu_s"], mode, row["n"], row.get("commit")))
-    if per_core:
-        rate, mode, n, commit = max(per_core, key=lambda row: row[0])
+    # Sized from the deployed shape, Beam workers in processes (their runner's CPU counted);
+    # the in-process run only where no multi-processing row exists.
+    row = largest(BEAM_STAGE, DEPLOYED_MODE) or largest(BEAM_STAGE, "in_process")
+    if row and row.get("cpu_s"):
+        rate, mode, n, commit = row["records"] / row["cpu_s"], row["mode"], row["n"], row.get("commit")
         core_s = CONVERSATIONS_PER_DAY / rate
         cores = math.ceil(core_s / window * HEADROOM)
         out["redaction"] = {
@@ -621,22 +629,52 @@ def capacity(runs: list[dict], llm: dict | None) -> dict:
 # --- driver ----------------------------------------------------------------------------------
 
 
-def _commit() -> str:
+def _commit(ref: str = "HEAD") -> str:
     try:
         return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+            ["git", "rev-parse", "--short", ref], cwd=REPO, capture_output=True, text=True, check=True
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
 
-def _row(n: int, mode: str, stage: str, result: dict) -> dict:
-    row = {"n": n, "mode": mode, "stage": stage, "status": result["status"], "commit": _commit()}
+def ref_mode(mode: str, commit: str) -> str:
+    """The mode name of a baseline ref's row: ``multi_processing@dd4fe3c``."""
+    return f"{mode}@{commit}"
+
+
+def base_mode(mode: str) -> str:
+    """The mode a row ran in, without its baseline ref."""
+    return mode.partition("@")[0]
+
+
+@contextlib.contextmanager
+def ref_checkout(ref: str):
+    """A temporary detached git worktree of ``ref`` (its code runs the baseline rows)."""
+    with tempfile.TemporaryDirectory(prefix="scale_ref_") as tmp:
+        path = Path(tmp) / "repo"
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", "--quiet", str(path), ref], cwd=REPO, check=True
+        )
+        try:
+            yield path
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=REPO, check=False)
+
+
+def compare_to_current(row: dict, current: dict) -> None:
+    """Add the ref row's CPU time relative to the current code's row on the same input."""
+    if row.get("status") == "ok" and current.get("status") == "ok" and current.get("cpu_s"):
+        row["cpu_s_vs_current"] = round(row["cpu_s"] / current["cpu_s"], 3)
+
+
+def _row(n: int, mode: str, stage: str, result: dict, commit: str | None = None) -> dict:
+    row = {"n": n, "mode": mode, "stage": stage, "status": result["status"], "commit": commit or _commit()}
     if result["status"] == "ok":
         seconds = result.pop("seconds")
         records = result.pop("records")
         peak = result["self_peak_rss_mb"] + (
-            result["workers_peak_rss_mb"] if mode == "multi_processing" else 0.0
+            result["workers_peak_rss_mb"] if base_mode(mode) == "multi_processing" else 0.0
         )
         row.update(
             seconds=round(seconds, 2),
@@ -657,7 +695,12 @@ def _save(path: Path, report: dict) -> None:
     llm = report["llm"] if report["llm"] and "completion_tokens" in report["llm"] else None
     order = (*MODES, *EMBED_MODES)
     report["runs"].sort(
-        key=lambda r: (r["n"], STAGES.index(r["stage"]), order.index(r["mode"]) if r["mode"] in order else -1)
+        key=lambda r: (
+            r["n"],
+            STAGES.index(r["stage"]),
+            order.index(base_mode(r["mode"])) if base_mode(r["mode"]) in order else -1,
+            r["mode"],
+        )
     )
     report["capacity"] = capacity(report["runs"], llm)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -706,6 +749,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip_reason", default="not run in this session (time budget)")
     parser.add_argument("--time_limit", type=float, default=1800, help="seconds per (n, mode, stage) run")
     parser.add_argument("--llm_requests", type=int, default=5, help="facet requests for tokens/s (0: skip)")
+    parser.add_argument(
+        "--baseline_ref",
+        action="append",
+        default=[],
+        help="git ref whose ingest_redact also runs, on the same input right after this code's run "
+        "(same machine, same run: tells a code change from a machine change); repeatable",
+    )
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "scale.json"))
     parser.add_argument(
         "--merge",
@@ -719,6 +769,9 @@ def main(argv: list[str] | None = None) -> None:
     stages = [s for s in args.stages.split(",") if s]
     embed_modes = [m for m in args.embed_modes.split(",") if m]
     out = Path(args.out)
+    refs = {ref: _commit(ref) for ref in args.baseline_ref}
+    if "unknown" in refs.values():
+        parser.error(f"unknown git ref in --baseline_ref: {args.baseline_ref}")
     report: dict = {
         "commit": _commit(),
         "machine": {
@@ -738,7 +791,8 @@ def main(argv: list[str] | None = None) -> None:
             (n, m, st)
             for n in sizes
             for st in stages
-            for m in stage_modes_for(st, n, modes, embed_modes, args)
+            for mode in stage_modes_for(st, n, modes, embed_modes, args)
+            for m in [mode, *(ref_mode(mode, c) for c in refs.values() if st == BEAM_STAGE)]
         }
         kept = [r for r in earlier["runs"] if (r["n"], r["mode"], r["stage"]) not in now]
         report["runs"] = kept
@@ -775,6 +829,16 @@ def main(argv: list[str] | None = None) -> None:
                     report["runs"].append(row)
                     print(f"  {row}", flush=True)
                     _save(out, report)
+                    if stage != BEAM_STAGE or n in skip:
+                        continue
+                    for ref, commit in refs.items():
+                        with ref_checkout(ref) as checkout:
+                            result = run_child(stage, n, mode, work, args.time_limit, repo=checkout)
+                        ref_row = _row(n, ref_mode(mode, commit), stage, result, commit=commit)
+                        compare_to_current(ref_row, row)
+                        report["runs"].append(ref_row)
+                        print(f"  {ref_row}", flush=True)
+                        _save(out, report)
     _save(out, report)
     print_table(report)
     print(f"wrote {out}")
@@ -782,13 +846,13 @@ def main(argv: list[str] | None = None) -> None:
 
 def print_table(report: dict) -> None:
     """The one table: every run, then the LLM rate and the capacity arithmetic as footer lines."""
-    header = f"{'n':>8} {'mode':<22}{'stage':<14}{'status':<9}{'seconds':>9}{'records/s':>11}{'peak RSS MB':>13}{'CPU s':>9}"
+    header = f"{'n':>8} {'mode':<26}{'stage':<14}{'status':<9}{'seconds':>9}{'records/s':>11}{'peak RSS MB':>13}{'CPU s':>9}"
     print(header)
     print("-" * len(header))
     for r in report["runs"]:
         fmt = lambda v, p: "-" if v is None else f"{v:.{p}f}"  # noqa: E731
         print(
-            f"{r['n']:>8} {r['mode']:<22}{r['stage']:<14}{r['status']:<9}{fmt(r['seconds'], 1):>9}"
+            f"{r['n']:>8} {r['mode']:<26}{r['stage']:<14}{r['status']:<9}{fmt(r['seconds'], 1):>9}"
             f"{fmt(r['records_per_s'], 1):>11}{fmt(r['peak_rss_mb'], 0):>13}{fmt(r.get('cpu_s'), 1):>9}"
         )
     llm = report.get("llm")
