@@ -806,39 +806,41 @@ def main(argv: list[str] | None = None) -> None:
         )
         print(f"  llm: {report['llm']}", flush=True)
         _save(out, report)
-    for n in sizes:
-        with tempfile.TemporaryDirectory(prefix=f"scale{n}_") as tmp:
-            work = Path(tmp)
-            if n not in skip:
-                write_conversations(work / "input", n)
-            for stage in stages:
-                for mode in stage_modes_for(stage, n, modes, embed_modes, args, skipped=n in skip):
-                    if n in skip:
-                        row = {
-                            "n": n,
-                            "mode": mode,
-                            "stage": stage,
-                            "status": "skipped",
-                            "seconds": None,
-                            "records_per_s": None,
-                            "peak_rss_mb": None,
-                            "reason": args.skip_reason,
-                        }
-                    else:
-                        row = _row(n, mode, stage, run_child(stage, n, mode, work, args.time_limit))
-                    report["runs"].append(row)
-                    print(f"  {row}", flush=True)
-                    _save(out, report)
-                    if stage != BEAM_STAGE or n in skip:
-                        continue
-                    for ref, commit in refs.items():
-                        with ref_checkout(ref) as checkout:
-                            result = run_child(stage, n, mode, work, args.time_limit, repo=checkout)
-                        ref_row = _row(n, ref_mode(mode, commit), stage, result, commit=commit)
-                        compare_to_current(ref_row, row)
-                        report["runs"].append(ref_row)
-                        print(f"  {ref_row}", flush=True)
+    # One temporary worktree per baseline ref for the whole run.
+    with contextlib.ExitStack() as stack:
+        checkouts = {ref: stack.enter_context(ref_checkout(ref)) for ref in refs}
+        for n in sizes:
+            with tempfile.TemporaryDirectory(prefix=f"scale{n}_") as tmp:
+                work = Path(tmp)
+                if n not in skip:
+                    write_conversations(work / "input", n)
+                for stage in stages:
+                    for mode in stage_modes_for(stage, n, modes, embed_modes, args, skipped=n in skip):
+                        if n in skip:
+                            row = {
+                                "n": n,
+                                "mode": mode,
+                                "stage": stage,
+                                "status": "skipped",
+                                "seconds": None,
+                                "records_per_s": None,
+                                "peak_rss_mb": None,
+                                "reason": args.skip_reason,
+                            }
+                        else:
+                            row = _row(n, mode, stage, run_child(stage, n, mode, work, args.time_limit))
+                        report["runs"].append(row)
+                        print(f"  {row}", flush=True)
                         _save(out, report)
+                        if stage != BEAM_STAGE or n in skip:
+                            continue
+                        for ref, commit in refs.items():
+                            result = run_child(stage, n, mode, work, args.time_limit, repo=checkouts[ref])
+                            ref_row = _row(n, ref_mode(mode, commit), stage, result, commit=commit)
+                            compare_to_current(ref_row, row)
+                            report["runs"].append(ref_row)
+                            print(f"  {ref_row}", flush=True)
+                            _save(out, report)
     _save(out, report)
     print_table(report)
     print(f"wrote {out}")

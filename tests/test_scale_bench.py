@@ -66,7 +66,7 @@ def test_compare_to_current(ref_cpu, current, expected):
     assert row.get("cpu_s_vs_current") == expected
 
 
-def test_a_baseline_ref_runs_its_own_code(tmp_path):
+def test_a_baseline_ref_runs_its_own_code():
     """The ref's checkout is what the child imports: a temporary worktree of HEAD holds this file."""
     with scale.ref_checkout("HEAD") as checkout:
         assert (checkout / "benchmarks" / "scale.py").exists()
