@@ -816,8 +816,12 @@ def _stored(path: Path) -> tuple[str, list[dict], list[dict | None]]:
     """``(model, items, predictions)`` from an ``--items-out`` file.
 
     ``concern_score`` is recomputed from the stored distribution with the current
-    ``summarize.facets.concern_score``, so a stored run is scored with today's definition.
+    ``summarize.facets.concern_score``, blended with the stored ``category_match``
+    where the run stored one (``summarize.categories.blend_concern``), so a stored
+    run is scored with today's definition. A run from before the blend has no
+    ``category_match`` and keeps the model's expected concern.
     """
+    from summarize.categories import blend_concern
     from summarize.facets import concern_score
 
     stored = json.loads(path.read_text())
@@ -828,11 +832,10 @@ def _stored(path: Path) -> tuple[str, list[dict], list[dict | None]]:
             probs = (
                 {int(k): v for k, v in pred["concern_probs"].items()} if pred.get("concern_probs") else None
             )
-            pred = {
-                **pred,
-                "concern_probs": probs,
-                "concern_score": concern_score(pred["concerning"], probs)[0],
-            }
+            value = concern_score(pred["concerning"], probs)[0]
+            if pred.get("category_match") is not None:
+                value = blend_concern(value, pred["category_match"])
+            pred = {**pred, "concern_probs": probs, "concern_score": value}
         items.append({k: v for k, v in row.items() if k != "prediction"})
         predictions.append(pred)
     return stored["model"], items, predictions
@@ -1122,8 +1125,8 @@ def main(argv: list[str] | None = None) -> None:
                 if other in previous.get("samples", {}):
                     report["samples"][other] = previous["samples"][other]
         report["notes"] = {**previous.get("notes", {}), **report["notes"]}  # e.g. hand-written run history
-        report["baselines"] = {
-            **{k: v for k, v in previous.get("baselines", {}).items() if k != f"{key}_plain"},
+        report["baselines"] = {  # --rescore keeps this key's baseline (same sample); a new run replaces it
+            **{k: v for k, v in previous.get("baselines", {}).items() if k != f"{key}_plain" or args.rescore},
             **report["baselines"],
         }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -10,11 +10,13 @@ import pytest
 from benchmarks.facets import (
     _paired,
     _rematch,
+    _stored,
     _write_items,
     bootstrap_auprc_ci,
     cluster_concern_rate,
     excluded_ids,
     load_items,
+    main,
     merge_chunks,
 )
 from tests.conftest import require_shared
@@ -245,3 +247,52 @@ def test_cluster_concern_rate_follows_the_flag_rules(values, at, expected):
 
 def test_cluster_concern_rate_of_nothing_is_none():
     assert cluster_concern_rate([], 3.0) is None
+
+
+@pytest.mark.parametrize("match", [None, 1.0, 4.5])
+def test_stored_runs_are_scored_with_the_blend_where_they_stored_the_match(tmp_path, match):
+    from summarize.categories import blend_concern
+
+    probs = {1: 0.0, 2: 0.5, 3: 0.5, 4: 0.0, 5: 0.0}
+    pred = {"concerning": 3, "concern_score": 9.0, "concern_probs": probs, "categories": []}
+    if match is not None:
+        pred["category_match"] = match
+    path = tmp_path / "items.json"
+    _write_items(path, "embedded:m", _items(["a"]), [pred])
+    _, _, (stored,) = _stored(path)
+    assert stored is not None
+    expected = 2.5 if match is None else blend_concern(2.5, match)  # a pre-blend run keeps the expectation
+    assert stored["concern_score"] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("mode", ["rescore", "merge"])
+def test_rescore_keeps_the_stored_baseline_and_a_new_run_drops_it(tmp_path, mode):
+    require_shared("openai_moderation", "samples-1680.jsonl.gz")
+    sample = ["--moderation", "6", "--xstest", "0", "--ailuminate", "0", "--language", "0"]
+    items = load_items({"moderation": 6, "xstest": 0, "ailuminate": 0, "language": 0}, 0)
+    preds = [_preds(1, concerning=1 + 3 * it["unsafe"])[0] for it in items]
+    config = {**CONFIG, "moderation": 6, "xstest": 0, "categories": "llm"}
+    run = tmp_path / "run.json"
+    _write_items(run, "embedded:m", items, preds, _stats(len(items), 6.0, 100.0), config)
+    out = tmp_path / "facets.json"
+    stored_baseline = {"model": "embedded:m (plain chat)", "moderation_auprc": 0.5}
+    out.write_text(
+        json.dumps(
+            {
+                "cpu": {"model": "embedded:m", "peak_rss_mb": 100.0},
+                "baselines": {"cpu_plain": stored_baseline, "other_plain": {"model": "x"}},
+                "samples": {},
+                "notes": {"hand_written": "kept"},
+            }
+        )
+    )
+    how = ["--rescore", str(run), "--categories", "llm"] if mode == "rescore" else ["--merge", str(run)]
+    main([*sample, *how, "--out", str(out)])
+    report = json.loads(out.read_text())
+    assert report["cpu"]["moderation_auprc"] == 1.0  # perfectly separated by the stored scores
+    assert report["baselines"]["other_plain"] == {"model": "x"}
+    assert report["notes"]["hand_written"] == "kept"
+    if mode == "rescore":  # same sample, the baseline has no matcher: it stays beside the rescored run
+        assert report["baselines"]["cpu_plain"] == stored_baseline
+    else:  # a new run of the key without baseline chunks: the old baseline described another run
+        assert "cpu_plain" not in report["baselines"]
