@@ -40,7 +40,11 @@ conversation); sizes are arguments and are written to the JSON.
         --paired-with .lookout/bench/facets_items_cpu.json   # the small model, paired with the default's items
 
 ``--items-out`` keeps per-item ids, labels and predictions (never text) for
-``--paired-with`` and ``--rescore`` (re-scoring a stored run without the model).
+``--paired-with`` and ``--rescore`` (re-scoring a stored run without the model);
+runs reported in the README keep theirs in ``results/items/``. The held-out sample:
+    python -m benchmarks.facets --moderation 320 --xstest 0 --ailuminate 0 --language 0 --seed 3 \
+        --exclude-items benchmarks/results/items/facets_used_ids_to_s25.txt --threads 1 --no-baseline \
+        --key cpu_heldout --items-out benchmarks/results/items/facets_cpu_heldout.json
 ``--exclude-items`` draws a sample disjoint from earlier runs' items (for
 prompt tuning, or a second evaluation sample):
     python -m benchmarks.facets --moderation 56 --xstest 0 --ailuminate 0 --language 0 --seed 1 \
@@ -549,7 +553,7 @@ def score(items: Sequence[dict[str, Any]], predictions: Sequence[dict[str, Any] 
     """Quality metrics of one system's predictions (``None`` = unusable output)."""
     from sklearn.metrics import average_precision_score, roc_auc_score
 
-    from summarize.facets import concern_at_least
+    from summarize.facets import concern_at_least, concern_score
 
     by_set: dict[str, list[tuple[dict, dict | None]]] = defaultdict(list)
     for item, pred in zip(items, predictions, strict=True):
@@ -588,6 +592,15 @@ def score(items: Sequence[dict[str, Any]], predictions: Sequence[dict[str, Any] 
             [it["unsafe"] for it, _ in mod], [continuous(p) for _, p in mod]
         )
     out["moderation_prevalence"] = sum(it["unsafe"] for it, _ in mod) / len(mod) if mod else None
+    blended = [p for _, p in mod if p]
+    if out.get("moderation_auprc") is not None and all(p.get("category_match") is not None for p in blended):
+        # what the category match adds: the model's expected concern alone, on the same items
+        labels = [it["unsafe"] for it, _ in mod]
+        alone = [concern_score(p["concerning"], p["concern_probs"])[0] if p else 0.0 for _, p in mod]
+        out["moderation_auprc_model_alone"] = float(average_precision_score(labels, alone))
+        out["moderation_auprc_blend_gain_ci95"] = bootstrap_auprc_ci(
+            labels, [continuous(p) for _, p in mod], alone
+        )
     if with_probs and mod:  # expected value vs P(>=3): picked on a seeded half, checked on the other
         order = sorted(mod, key=lambda pair: pair[0]["id"])
         random.Random(TUNE_SEED).shuffle(order)
@@ -1107,6 +1120,9 @@ def main(argv: list[str] | None = None) -> None:
             "moderation_auprc_ci95": f"95% percentile interval over {BOOTSTRAP_RESAMPLES} bootstrap resamples "
             "of the moderation items, stratified by label (seed 0)",
             "unusable_output": "scored as concerning = 0, concern_score = 0 and no categories",
+            "moderation_auprc_model_alone": "AUPRC of the model's expected concern alone (concern_score before "
+            "the blend with category_match) on the same items; moderation_auprc_blend_gain_ci95 is the paired "
+            "bootstrap interval of concern_score's AUPRC minus it (runs that stored category_match only)",
             "concern_cluster": f"share of {CLUSTER_DRAWS} resampled clusters of {CLUSTER_SIZE} conversations "
             "(seed 0) that the flag rules' concern test calls high (mean concern >= FlagRules.min_mean_concern "
             "or share rated concerning >= FlagRules.min_share_concerning), drawn from the unsafe items "

@@ -18,6 +18,7 @@ from benchmarks.facets import (
     load_items,
     main,
     merge_chunks,
+    score,
 )
 from tests.conftest import require_shared
 
@@ -296,3 +297,27 @@ def test_rescore_keeps_the_stored_baseline_and_a_new_run_drops_it(tmp_path, mode
         assert report["baselines"]["cpu_plain"] == stored_baseline
     else:  # a new run of the key without baseline chunks: the old baseline described another run
         assert "cpu_plain" not in report["baselines"]
+
+
+@pytest.mark.parametrize("with_match", [True, False])
+def test_score_reports_what_the_category_match_adds_where_runs_stored_it(with_match):
+    from summarize.categories import blend_concern
+
+    rng = np.random.default_rng(3)
+    items = [{"id": f"mod-{i}", "dataset": "moderation", "unsafe": i % 3 == 0} for i in range(90)]
+    preds = []
+    for item in items:
+        expected = float(np.clip(2 + 0.3 * item["unsafe"] + rng.normal(0, 1), 1, 5))
+        match = float(np.clip(0.2 + 0.4 * item["unsafe"] + rng.normal(0, 0.1), 0, 1))  # a strong signal
+        pred = {"concerning": round(expected), "concern_probs": {round(expected): 1.0}, "categories": []}
+        pred["concern_score"] = float(round(expected))
+        if with_match:
+            pred["category_match"] = match
+            pred["concern_score"] = blend_concern(float(round(expected)), match)
+        preds.append(pred)
+    out = score(items, preds)
+    if with_match:
+        assert out["moderation_auprc_model_alone"] < out["moderation_auprc"]
+        assert out["moderation_auprc_blend_gain_ci95"][0] > 0  # the match helps beyond noise here
+    else:
+        assert "moderation_auprc_model_alone" not in out and "moderation_auprc_blend_gain_ci95" not in out
