@@ -592,8 +592,8 @@ def score(items: Sequence[dict[str, Any]], predictions: Sequence[dict[str, Any] 
             [it["unsafe"] for it, _ in mod], [continuous(p) for _, p in mod]
         )
     out["moderation_prevalence"] = sum(it["unsafe"] for it, _ in mod) / len(mod) if mod else None
-    blended = [p for _, p in mod if p]
-    if out.get("moderation_auprc") is not None and all(p.get("category_match") is not None for p in blended):
+    usable = [p for _, p in mod if p]
+    if out.get("moderation_auprc") is not None and all(p.get("category_match") is not None for p in usable):
         # what the category match adds: the model's expected concern alone, on the same items
         labels = [it["unsafe"] for it, _ in mod]
         alone = [concern_score(p["concerning"], p["concern_probs"])[0] if p else 0.0 for _, p in mod]

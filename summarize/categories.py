@@ -84,7 +84,10 @@ def match_concern(score: float, full: float = MATCH_FULL_SCORE) -> float:
 
 
 def blend_concern(model_score: float, match: float, weight: float = CONCERN_MATCH_WEIGHT) -> float:
-    """``concern_score`` from the model's expected concern and the best category score (both 1-5)."""
+    """``concern_score`` from the model's expected concern (1-5) and the best category similarity ``match``.
+
+    ``match`` is put on the 1-5 scale by ``match_concern`` before the weighted mean.
+    """
     return (1.0 - weight) * model_score + weight * match_concern(match)
 
 
